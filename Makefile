@@ -1,0 +1,34 @@
+# Two commands on a fresh machine: `make reproduce` (default profile) and `make test`.
+# Both create the virtual environment when it is missing.
+VENV ?= .venv
+PROFILE ?= default
+CORES ?= all
+export PATH := $(abspath $(VENV))/bin:$(PATH)
+
+.PHONY: venv reproduce smoke test test-fast report lint clean-results
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps -e .
+	touch $@
+
+venv: $(VENV)/.installed
+
+reproduce: venv
+	snakemake --cores $(CORES) --config profile=$(PROFILE)
+
+smoke:
+	$(MAKE) reproduce PROFILE=smoke
+
+test: venv
+	python -m pytest -q
+
+test-fast: venv
+	python -m pytest -q -m "not slow"
+
+lint: venv
+	snakemake --lint
+
+report: venv
+	snakemake --config profile=$(PROFILE) --report results/$(PROFILE)/report.html

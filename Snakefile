@@ -1,0 +1,25 @@
+# hcmoco: HCMoCo multi-modal pre-training and data-efficient fine-tuning, as one DAG.
+#   snakemake --cores all                          default profile
+#   snakemake --cores all --config profile=smoke   any profile in params/profiles/
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "params/params.yaml"
+
+
+report: "workflow/report/workflow.rst"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/splits.smk"
+
+
+rule all:
+    input:
+        data=expand(rules.generate.output.data, domain=DOMAINS),
+        previews=expand(rules.preview.output.png, domain=DOMAINS),
+        splits=expand(rules.split.output.splits, task=TASKS),
+    default_target: True

@@ -1,0 +1,155 @@
+"""The processed format: a dataset split is a directory of a few `.npy` shards plus `index.json`.
+
+Layout of one split directory::
+
+    index.json              format, domain, split, sizes, modalities, field dtypes/shapes, shards
+    rgb-00000.npy ...       one file per (field, shard); arrays are memory-mappable
+    kp2d-00000.npy ...
+
+Real-data preprocessors and the SynthHuman renderer both write this format; loaders never
+guess: a missing modality is a flag in the index, a missing file or a mismatching array is an
+error that names the file.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+
+from hcmoco.errors import HcmocoError
+
+FORMAT = "hcmoco-processed/1"
+MODALITIES = ("rgb", "depth", "kp2d", "kp3d", "parsing", "iuv", "surface")
+
+
+class FormatError(HcmocoError):
+    """A processed split is missing, incomplete or inconsistent with its index."""
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write via a temporary file in the same directory and rename, so no half-written file survives."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+class SplitWriter:
+    """Writes shards into `<out>.tmp-<pid>/` and renames to `out` on `close()`.
+
+    Use as a context manager; on an exception the temporary directory is removed and `out`
+    is left as it was (absent, or the previous complete version).
+    """
+
+    def __init__(self, out: str | Path, meta: dict):
+        self.out = Path(out)
+        self.tmp = self.out.with_name(f"{self.out.name}.tmp-{os.getpid()}")
+        self.meta = dict(meta)
+        self.fields: dict[str, dict] = {}
+        self.shards: list[dict] = []
+
+    def __enter__(self) -> "SplitWriter":
+        shutil.rmtree(self.tmp, ignore_errors=True)
+        self.tmp.mkdir(parents=True)
+        return self
+
+    def add_shard(self, arrays: dict[str, np.ndarray]) -> None:
+        counts = {name: len(a) for name, a in arrays.items()}
+        if len(set(counts.values())) != 1:
+            raise FormatError(f"{self.out}: shard fields disagree on sample count: {counts}")
+        files = {}
+        for name, array in sorted(arrays.items()):
+            spec = {"dtype": str(array.dtype), "shape": list(array.shape[1:])}
+            if self.fields.setdefault(name, spec) != spec:
+                raise FormatError(f"{self.out}: field {name!r} changed from {self.fields[name]} to {spec}")
+            files[name] = f"{name}-{len(self.shards):05d}.npy"
+            np.save(self.tmp / files[name], np.ascontiguousarray(array), allow_pickle=False)
+        self.shards.append({"count": next(iter(counts.values())), "files": files})
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            return
+        index = {"format": FORMAT, **self.meta,
+                 "num_samples": sum(s["count"] for s in self.shards),
+                 "fields": self.fields, "shards": self.shards}
+        (self.tmp / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
+        if self.out.exists():
+            shutil.rmtree(self.out)
+        os.replace(self.tmp, self.out)
+
+
+class ProcessedSplit:
+    """Read-only, memory-mapped view of one processed split.
+
+    `split[i]` returns a dict of per-sample arrays plus `has_<modality>` flags; `split.field(name)`
+    concatenates one field over all shards (loads it).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        index_file = self.path / "index.json"
+        if not index_file.is_file():
+            raise FormatError(f"{index_file}: missing (not a processed split directory)")
+        try:
+            self.index = json.loads(index_file.read_text())
+        except json.JSONDecodeError as err:
+            raise FormatError(f"{index_file}: not valid JSON ({err})") from None
+        if self.index.get("format") != FORMAT:
+            raise FormatError(f"{index_file}: format {self.index.get('format')!r}, expected {FORMAT!r}")
+        self.fields: dict[str, dict] = self.index["fields"]
+        self._shards = [self._open_shard(s) for s in self.index["shards"]]
+        self._starts = np.cumsum([0] + [s["count"] for s in self.index["shards"]])
+        if self._starts[-1] != self.index["num_samples"]:
+            raise FormatError(f"{index_file}: shard counts sum to {self._starts[-1]}, "
+                              f"num_samples says {self.index['num_samples']}")
+
+    def _open_shard(self, shard: dict) -> dict[str, np.ndarray]:
+        arrays = {}
+        for name, fname in shard["files"].items():
+            file = self.path / fname
+            if not file.is_file():
+                raise FormatError(f"{file}: missing shard file (listed in {self.path / 'index.json'})")
+            array = np.load(file, mmap_mode="r", allow_pickle=False)
+            spec = self.fields[name]
+            if list(array.shape) != [shard["count"], *spec["shape"]] or str(array.dtype) != spec["dtype"]:
+                raise FormatError(f"{file}: array {array.dtype}{list(array.shape)} does not match the "
+                                  f"index ({spec['dtype']}[{shard['count']}, {spec['shape']}])")
+            arrays[name] = array
+        return arrays
+
+    @property
+    def modalities(self) -> dict[str, bool]:
+        return {m: m in self.fields for m in MODALITIES}
+
+    def __len__(self) -> int:
+        return int(self.index["num_samples"])
+
+    def __getitem__(self, i: int) -> dict[str, np.ndarray]:
+        if not -len(self) <= i < len(self):
+            raise IndexError(f"{self.path}: sample {i} out of range ({len(self)} samples)")
+        i = i % len(self)
+        shard = int(np.searchsorted(self._starts, i, side="right") - 1)
+        local = i - self._starts[shard]
+        sample = {name: np.asarray(a[local]) for name, a in self._shards[shard].items()}
+        sample.update({f"has_{m}": present for m, present in self.modalities.items()})
+        return sample
+
+    def field(self, name: str) -> np.ndarray:
+        if name not in self.fields:
+            raise FormatError(f"{self.path / 'index.json'}: no field {name!r} (has {sorted(self.fields)})")
+        return np.concatenate([s[name] for s in self._shards])
+
+    def iter_shards(self) -> Iterator[dict[str, np.ndarray]]:
+        yield from self._shards
+
+
+def shard_ranges(num_samples: int, shard_size: int) -> Iterable[tuple[int, int]]:
+    """[start, stop) of each shard: fixed by the sizes alone, never by the number of workers."""
+    for start in range(0, num_samples, shard_size):
+        yield start, min(start + shard_size, num_samples)

@@ -1,0 +1,19 @@
+# Label-fraction splits per downstream task: validation carve + nested stratified subsets.
+
+
+rule split:
+    input:
+        data=task_data,
+        code=CODE["split"],
+    output:
+        splits=directory(f"data/{PROFILE}/splits/{{task}}"),
+    log:
+        f"logs/data/{PROFILE}/splits/{{task}}.jsonl",
+    params:
+        values=split_values,
+    threads: 1
+    resources:
+        mem_mb=1000,
+    shell:
+        "python -m hcmoco.data.splits --params {PARAMS_FILE} --profile {PROFILE}"
+        " --task {wildcards.task} --data {input.data} --out {output.splits}"
