@@ -9,12 +9,14 @@ rule generate:
     log:
         f"logs/data/{PROFILE}/synth/{{domain}}.jsonl",
     params:
+        file=PARAMS_FILE,
+        profile=PROFILE,
         values=synth_values,
     threads: 2
     resources:
         mem_mb=4000,
     shell:
-        "python -m hcmoco.data.generate --params {PARAMS_FILE} --profile {PROFILE}"
+        "python -m hcmoco.data.generate --params {params.file} --profile {params.profile}"
         " --domain {wildcards.domain} --out {output.data}"
 
 
@@ -28,10 +30,12 @@ rule preview:
     log:
         f"logs/results/{PROFILE}/preview/{{domain}}.png.jsonl",
     params:
+        file=PARAMS_FILE,
+        profile=PROFILE,
         values=preview_values,
     threads: 1
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.data.preview --params {PARAMS_FILE} --profile {PROFILE}"
+        "python -m hcmoco.data.preview --params {params.file} --profile {params.profile}"
         " --data {input.data} --out {output.png}"

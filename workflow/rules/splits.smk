@@ -10,10 +10,12 @@ rule split:
     log:
         f"logs/data/{PROFILE}/splits/{{task}}.jsonl",
     params:
+        file=PARAMS_FILE,
+        profile=PROFILE,
         values=split_values,
     threads: 1
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.data.splits --params {PARAMS_FILE} --profile {PROFILE}"
+        "python -m hcmoco.data.splits --params {params.file} --profile {params.profile}"
         " --task {wildcards.task} --data {input.data} --out {output.splits}"

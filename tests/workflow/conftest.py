@@ -1,0 +1,26 @@
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "logs", "results", ".snakemake", "cache", "tmp",
+                                "__pycache__", ".pytest_cache", "*.egg-info", "*.tmp-*")
+
+
+def copy_repo(src: Path, dst: Path, profile: str | None = None) -> Path:
+    """A throwaway copy of the working tree (code, params, workflow) as a fresh git repo."""
+    shutil.copytree(src, dst, ignore=IGNORE)
+    (dst / "results").mkdir(exist_ok=True)
+    if profile:
+        params = dst / "params" / "params.yaml"
+        params.write_text(params.read_text().replace("profile: default", f"profile: {profile}", 1))
+    for cmd in (["git", "init", "-q"], ["git", "add", "-A"],
+                ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "copy"]):
+        subprocess.run(cmd, cwd=dst, check=True)
+    return dst
+
+
+@pytest.fixture
+def smoke_repo(tmp_path, repo_root) -> Path:
+    return copy_repo(repo_root, tmp_path / "repo", profile="smoke")
