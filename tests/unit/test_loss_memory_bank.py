@@ -30,13 +30,13 @@ def test_negative_sampling_is_deterministic_given_a_generator():
     assert len(idx.unique()) == N  # 2000 uniform draws over 50 rows cover them all
 
 
-def test_lookup_returns_rows():
+def test_banks_are_the_live_buffers():
     bank = _bank()
-    idx, neg = torch.tensor([4, 9]), torch.tensor([[1, 2, 3], [7, 7, 0]])
-    pos, negs = bank.lookup(idx, neg)
-    assert torch.equal(pos["depth"], bank.depth[idx])
-    assert negs["keypoints"].shape == (2, 3, D)
-    assert torch.equal(negs["keypoints"][1, 2], bank.keypoints[0])
+    banks = bank.banks()
+    assert set(banks) == {"rgb", "depth", "keypoints"}
+    assert banks["depth"] is bank.depth
+    bank.update(torch.tensor([4]), {"depth": torch.ones(1, D)})
+    assert torch.equal(banks["depth"][4], bank.depth[4])
 
 
 def test_update_formula_after_step_no_grad_and_masking():

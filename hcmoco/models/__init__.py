@@ -1,0 +1,15 @@
+"""Encoders, heads and the HCMoCo builder (models return features; losses live elsewhere)."""
+from .checkpoint import (HRNET_CLS_HEAD_PREFIXES, CheckpointMismatchError, backbone_state_dict,
+                         build_backbone_from_file, load_backbone, read_backbone, save_backbone)
+from .hcmoco import MODALITIES, HCMoCo
+from .heads import DenseHead, GlobalHead, KeypointGlobalHead, gather_joint_features
+from .hrnet import HRNET_PRESETS, HRNet, HRNetConfig, count_parameters
+from .semgcn import SemGCN, SemGraphConv, adjacency_from_edges
+
+__all__ = [
+    "HRNET_CLS_HEAD_PREFIXES", "CheckpointMismatchError", "backbone_state_dict",
+    "build_backbone_from_file", "load_backbone", "read_backbone", "save_backbone",
+    "MODALITIES", "HCMoCo", "DenseHead", "GlobalHead", "KeypointGlobalHead",
+    "gather_joint_features", "HRNET_PRESETS", "HRNet", "HRNetConfig", "count_parameters",
+    "SemGCN", "SemGraphConv", "adjacency_from_edges",
+]
