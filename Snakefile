@@ -15,6 +15,7 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
+include: "workflow/rules/pretrain.smk"
 
 
 rule all:
@@ -22,4 +23,6 @@ rule all:
         data=expand(rules.generate.output.data, domain=DOMAINS),
         previews=expand(rules.preview.output.png, domain=DOMAINS),
         splits=expand(rules.split.output.splits, task=TASKS),
+        pretrained=expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
+        retrieval=expand(rules.retrieval.output.json, model=RETRIEVAL_MODELS),
     default_target: True

@@ -145,6 +145,28 @@ class ProcessedSplit:
             raise FormatError(f"{self.path / 'index.json'}: no field {name!r} (has {sorted(self.fields)})")
         return np.concatenate([s[name] for s in self._shards])
 
+    def take(self, indices: np.ndarray, fields: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Gather samples `indices` (any order, repeats allowed) of some fields into arrays.
+
+        Reads each touched shard once with sorted fancy indexing, so a batch costs a few
+        memory-mapped reads rather than one per sample.
+        """
+        indices = np.asarray(indices, dtype=np.int64)
+        if indices.size and (indices.min() < 0 or indices.max() >= len(self)):
+            raise IndexError(f"{self.path}: indices outside [0, {len(self)})")
+        names = list(self.fields) if fields is None else list(fields)
+        for name in names:
+            if name not in self.fields:
+                raise FormatError(f"{self.path / 'index.json'}: no field {name!r} (has {sorted(self.fields)})")
+        shard_of = np.searchsorted(self._starts, indices, side="right") - 1
+        out = {n: np.empty((len(indices), *self.fields[n]["shape"]), dtype=self.fields[n]["dtype"]) for n in names}
+        for shard in np.unique(shard_of):
+            where = np.flatnonzero(shard_of == shard)
+            local = indices[where] - self._starts[shard]
+            for n in names:
+                out[n][where] = self._shards[shard][n][local]
+        return out
+
     def iter_shards(self) -> Iterator[dict[str, np.ndarray]]:
         yield from self._shards
 

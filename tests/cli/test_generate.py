@@ -58,13 +58,25 @@ def test_unknown_domain_is_one_clear_line(tmp_path, capsys, monkeypatch):
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, smoke_params, monkeypatch):
-    def explode(job):
-        raise KeyboardInterrupt
+    import hcmoco.data.synth as synth
 
-    monkeypatch.setattr(generate, "_render_shard", explode)
-    with pytest.raises(KeyboardInterrupt):
+    calls = []
+
+    def fail_on_third_chunk(*args, **kwargs):
+        calls.append(1)
+        if len(calls) >= 3:
+            raise RuntimeError("killed")
+        return real(*args, **kwargs)
+
+    real = synth.render_batch
+    monkeypatch.setattr(synth, "render_batch", fail_on_third_chunk)
+    (tmp_path / "mpii").mkdir()
+    (tmp_path / "mpii" / "previous").write_text("complete earlier output")
+    with pytest.raises(RuntimeError, match="killed"):
         generate.generate_domain("synth_mpii", smoke_params["synth"], tmp_path / "mpii", workers=1)
-    assert list(tmp_path.iterdir()) == []
+    # the earlier output is untouched and no temporary directory is left
+    assert [p.name for p in tmp_path.iterdir()] == ["mpii"]
+    assert [p.name for p in (tmp_path / "mpii").iterdir()] == ["previous"]
 
 
 def smoke_params_file():

@@ -64,3 +64,15 @@ def test_crash_leaves_no_partial_output(tmp_path):
 
 def test_shard_ranges_depend_on_sizes_only():
     assert list(shard_ranges(10, 4)) == [(0, 4), (4, 8), (8, 10)]
+
+
+def test_take_gathers_across_shards_in_any_order(tmp_path):
+    rgb, kp = write_fixture(tmp_path / "s")
+    split = ProcessedSplit(tmp_path / "s")
+    idx = np.array([9, 0, 5, 5, 3])
+    got = split.take(idx, ["rgb", "kp2d"])
+    assert np.array_equal(got["rgb"], rgb[idx]) and np.array_equal(got["kp2d"], kp[idx])
+    with pytest.raises(IndexError):
+        split.take(np.array([10]))
+    with pytest.raises(FormatError, match="no field 'depth'"):
+        split.take(idx, ["depth"])

@@ -4,13 +4,24 @@ from pathlib import Path
 
 import pytest
 
-IGNORE = shutil.ignore_patterns(".venv", ".git", "data", "logs", "results", ".snakemake", "cache", "tmp",
-                                "__pycache__", ".pytest_cache", "*.egg-info", "*.tmp-*")
+TOP_LEVEL_SKIP = {".venv", ".git", "data", "logs", "results", "models", "checkpoints", ".snakemake", ".pytest_cache"}
+ANYWHERE_SKIP = shutil.ignore_patterns("__pycache__", "*.egg-info", "*.tmp-*")
+
+
+def _ignore(root: Path):
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        skip = set(ANYWHERE_SKIP(directory, names))
+        if Path(directory) == root:
+            skip |= TOP_LEVEL_SKIP & set(names)
+        if Path(directory) == root / ".dvc":
+            skip |= {"cache", "tmp"} & set(names)
+        return skip
+    return ignore
 
 
 def copy_repo(src: Path, dst: Path, profile: str | None = None) -> Path:
     """A throwaway copy of the working tree (code, params, workflow) as a fresh git repo."""
-    shutil.copytree(src, dst, ignore=IGNORE)
+    shutil.copytree(src, dst, ignore=_ignore(src))
     (dst / "results").mkdir(exist_ok=True)
     if profile:
         params = dst / "params" / "params.yaml"

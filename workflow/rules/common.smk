@@ -26,19 +26,36 @@ PARAMS = _resolve_params()
 PROFILE = PARAMS["profile"]
 DOMAINS = list(PARAMS["synth"]["domains"])
 TASKS = list(PARAMS["splits"]["tasks"])
+VARIANTS = list(PARAMS["pretrain"]["variants"])
+# paired source + keypoint-only source of pre-training (METHOD.md section 1)
+PRETRAIN_SOURCES = ["synth_ntu", "synth_mpii"]
+RETRIEVAL_MODELS = ["scratch", "stage1"] + VARIANTS
 
-# The package modules each command runs: inputs here, deps in dvc.yaml (a test keeps them equal).
+
+
+def _py(*dirs):
+    return sorted(str(p) for d in dirs for p in Path(d).glob("*.py"))
+
+
+# The package code each command runs: inputs here, deps in dvc.yaml (files or their folders;
+# tests/workflow/test_parity.py keeps the two equal).
+TRAIN_CODE = ["hcmoco/data/keypoints.py", "hcmoco/data/shards.py", "hcmoco/data/transforms.py"] + _py(
+    "hcmoco/models", "hcmoco/losses", "hcmoco/train")
 CODE = {
     "generate": ["hcmoco/data/generate.py", "hcmoco/data/shards.py", "hcmoco/data/densepose_coco.py"]
     + sorted(str(p) for p in Path("hcmoco/data/synth").glob("*.py")),
     "split": ["hcmoco/data/splits.py", "hcmoco/data/shards.py"],
     "preview": ["hcmoco/data/preview.py", "hcmoco/data/shards.py"],
+    "pretrain": TRAIN_CODE,
+    "retrieval": TRAIN_CODE + ["hcmoco/eval/retrieval.py"],
 }
 
 
 wildcard_constraints:
     domain="|".join(DOMAINS),
     task="|".join(TASKS),
+    variant="|".join(VARIANTS),
+    model="|".join(RETRIEVAL_MODELS),
 
 
 def synth_values(wildcards):
@@ -50,6 +67,31 @@ def synth_values(wildcards):
 def split_values(wildcards):
     return section_digest(PARAMS, "splits.seed", "splits.val_fraction", "splits.fractions",
                           "splits.seeds", f"splits.tasks.{wildcards.task}")
+
+
+PRETRAIN_SHARED = ["seed", "device", "precision", "backbone", "embed_dim", "tau", "batch_size", "lr", "lr_min",
+                   "momentum", "weight_decay", "negatives", "bank_momentum", "dense_cells", "checkpoint_every"]
+
+
+def pretrain_values(wildcards):
+    """Stage 1 reads the shared keys; stage 2 also its own steps and variant weights."""
+    keys = [f"pretrain.{k}" for k in PRETRAIN_SHARED] + ["pretrain.stage1_steps"]
+    if "variant" in wildcards.keys():
+        keys += ["pretrain.stage2_steps", f"pretrain.variants.{wildcards.variant}"]
+    return section_digest(PARAMS, *keys)
+
+
+def retrieval_values(wildcards):
+    return section_digest(PARAMS, "pretrain.seed", "pretrain.backbone", "pretrain.embed_dim")
+
+
+def retrieval_model(wildcards):
+    """The pre-training output a retrieval job reads (none for random weights)."""
+    return [] if wildcards.model == "scratch" else f"models/{PROFILE}/pretrain/{wildcards.model}"
+
+
+def retrieval_model_arg(wildcards):
+    return "scratch" if wildcards.model == "scratch" else retrieval_model(wildcards)
 
 
 def preview_values(wildcards):

@@ -1,0 +1,1 @@
+"""Training loops: multi-modal pre-training and downstream fine-tuning."""

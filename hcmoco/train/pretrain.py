@@ -1,0 +1,207 @@
+"""HCMoCo pre-training (METHOD.md sections 1-4): stage 1 (sample-level) and stage 2 (all objectives).
+
+    python -m hcmoco.train.pretrain --profile default --stage 1 \
+        --data data/default/synth/synth_ntu data/default/synth/synth_mpii --out models/default/pretrain/stage1
+    python -m hcmoco.train.pretrain --profile default --stage 2 --variant hcmoco \
+        --init models/default/pretrain/stage1 --data ... --out models/default/pretrain/hcmoco
+
+Stage 2 starts from stage 1's weights and memory bank; a variant is a set of stage-2 loss
+weights (params `pretrain.variants`). The output directory receives `model.pt` (encoders,
+heads, bank), `rgb_backbone.pt`, `depth_backbone.pt` and `metrics.json`; `--curves` receives
+the loss curves (dvclive). Checkpoints every `checkpoint_every` steps go to `checkpoints/`; a
+re-run resumes from the last one and ends with the same weights as an uninterrupted run.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import torch
+from tqdm import tqdm
+
+from hcmoco.cli_common import base_parser, run_cli
+from hcmoco.config import ParamsError
+from hcmoco.data.keypoints import COMMON_EDGES
+from hcmoco.data.shards import atomic_write_text
+from hcmoco.losses import (MemoryBank, dense_contrast_loss, sample_contrast_loss, sample_foreground_cells,
+                           sparse_inter_loss, sparse_intra_loss)
+from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
+from hcmoco.runlog import RunLog, available_workers, log_path_for
+from hcmoco.train.pretrain_data import PretrainingData
+from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
+from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
+
+STAGE1_WEIGHTS = {"dense": 0.0, "sparse_intra": 0.0, "sparse_inter": 0.0}
+
+
+def build_model(cfg: dict, num_joints: int) -> HCMoCo:
+    return HCMoCo(HRNetConfig.preset(cfg["backbone"]), num_joints, COMMON_EDGES, embed_dim=cfg["embed_dim"])
+
+
+def step_losses(model: HCMoCo, bank: MemoryBank, batch: dict, weights: dict, cfg: dict,
+                gen: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """Forward one batch and compute every objective with a non-zero weight.
+
+    Returns ({term: scalar}, the global embeddings for the bank update)."""
+    needs_dense = weights["dense"] > 0 or weights["sparse_intra"] > 0 or weights["sparse_inter"] > 0
+    out = model(batch["rgb"], batch["depth"], batch["keypoints"], batch["visible"], batch["has_depth"],
+                joint_cells=batch["joint_cells"] if needs_dense else None, dense=needs_dense)
+    g = {"rgb": out["g_rgb"], "depth": out["g_depth"], "keypoints": out["g_kp"]}
+    negatives = bank.sample_negatives(cfg["negatives"], len(batch["index"]), gen)
+    terms = {"sample": sample_contrast_loss(g, bank.banks(), batch["index"], negatives, batch["has_depth"],
+                                            cfg["tau"])}
+    if weights["dense"] > 0:
+        cells = sample_foreground_cells(batch["foreground"], cfg["dense_cells"], gen)
+        usable = batch["has_depth"] & batch["foreground"].flatten(1).any(1)
+        terms["dense"] = dense_contrast_loss(out["f_rgb"], out["f_depth"], cells, usable, cfg["tau"])
+    if weights["sparse_intra"] > 0:
+        terms["sparse_intra"] = sparse_intra_loss(out["j_rgb"], out["j_depth"], out["h_kp"], batch["visible"],
+                                                  batch["has_depth"], cfg["tau"])
+    if weights["sparse_inter"] > 0:
+        terms["sparse_inter"] = sparse_inter_loss(out["j_rgb"], out["j_depth"], batch["visible"],
+                                                  batch["has_depth"], cfg["tau"])
+    return terms, g
+
+
+def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out: Path, curves: Path | None,
+             init: Path | None = None, log: RunLog | None = None, stop_after: int | None = None) -> dict:
+    """Train one stage; writes `out` atomically. `stop_after` ends early (a simulated kill)."""
+    device = select_device(cfg["device"])
+    precision = resolve_precision(cfg["precision"], device)
+    seed = cfg["seed"] + 1000 * stage
+    seed_everything(seed)
+    torch.set_num_threads(available_workers())
+    data = PretrainingData([Path(d) / "train" for d in data_dirs])
+    if cfg["negatives"] >= len(data):
+        raise ParamsError(f"pretrain.negatives: {cfg['negatives']} must be below the bank size {len(data)}")
+    model = build_model(cfg, data.num_joints)
+    bank = MemoryBank(len(data), cfg["embed_dim"], momentum=cfg["bank_momentum"],
+                      generator=torch.Generator().manual_seed(seed))
+    if init is not None:
+        state = torch.load(Path(init) / "model.pt", map_location="cpu", weights_only=True)
+        model.load_state_dict(state["model"])
+        bank.load_state_dict(state["bank"])
+    model.to(device, memory_format=torch.channels_last)
+    bank.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
+                                weight_decay=cfg["weight_decay"])
+    steps = cfg[f"stage{stage}_steps"]
+    lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], steps)
+    ckdir = checkpoint_dir(out, {"cfg": cfg, "stage": stage, "weights": weights, "init": str(init),
+                                 "data": [str(d) for d in data_dirs]})
+    start, history = 0, []
+    resumed = load_checkpoint(ckdir)
+    if resumed is not None:
+        model.load_state_dict(resumed["model"])
+        bank.load_state_dict(resumed["bank"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        start, history = resumed["step"], resumed["history"]
+        if log:
+            log.event("resumed", step=start, checkpoint=str(ckdir))
+    model.train()
+    data_time = compute_time = 0.0
+    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"pretrain stage {stage} -> {out.name}",
+               leave=False, mininterval=2.0)
+    for step in bar:
+        t0 = time.perf_counter()
+        batch = data.batch(data.draw(seed, step, cfg["batch_size"]))
+        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        t1 = time.perf_counter()
+        for group in optimizer.param_groups:
+            group["lr"] = float(lrs[step])
+        gen = torch.Generator().manual_seed(seed * 7919 + step)
+        with autocast(precision, device):
+            terms, g = step_losses(model, bank, batch, weights, cfg, gen)
+        total = terms["sample"] + sum(weights[k] * v for k, v in terms.items() if k != "sample")
+        optimizer.zero_grad(set_to_none=True)
+        total.backward()
+        optimizer.step()
+        bank.update(batch["index"], g, {"depth": batch["has_depth"]})
+        t2 = time.perf_counter()
+        data_time, compute_time = data_time + t1 - t0, compute_time + t2 - t1
+        record = {"step": step + 1, "lr": float(lrs[step]), "loss": total.item(),
+                  **{k: v.item() for k, v in terms.items()}}
+        history.append(record)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k not in ("step", "lr")}
+                        | {"samples/s": f"{cfg['batch_size'] * (step + 1 - start) / (data_time + compute_time):.0f}"})
+        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < steps:
+            save_checkpoint(ckdir, {"model": model.state_dict(), "bank": bank.state_dict(),
+                                    "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
+            if log:
+                log.event("checkpoint", step=step + 1, loss=record["loss"])
+        if stop_after is not None and step + 1 >= stop_after:
+            return {"stopped_at": step + 1}
+    bar.close()
+    ran = steps - start
+    metrics = {"stage": stage, "weights": weights, "steps": steps, "resumed_from": start,
+               "final": history[-1] if history else {}, "device": str(device), "precision": precision,
+               "samples_per_s": round(cfg["batch_size"] * ran / max(data_time + compute_time, 1e-9), 2),
+               "data_wait_fraction": round(data_time / max(data_time + compute_time, 1e-9), 4),
+               "seconds": round(data_time + compute_time, 2)}
+    write_outputs(out, model.to("cpu"), bank.to("cpu"), cfg, metrics)
+    if curves is not None:
+        write_curves(curves, history)
+    clear_checkpoints(ckdir)
+    return metrics
+
+
+def write_outputs(out: Path, model: HCMoCo, bank: MemoryBank, cfg: dict, metrics: dict) -> None:
+    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        torch.save({"model": model.state_dict(), "bank": bank.state_dict(), "config": cfg}, tmp / "model.pt")
+        for modality in ("rgb", "depth"):
+            save_backbone(tmp / f"{modality}_backbone.pt", model, modality)
+        (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_curves(curves: Path, history: list[dict]) -> None:
+    """Loss curves through dvclive (one TSV per term), written once from the full history so a
+    resumed run produces the same files as an uninterrupted one."""
+    from dvclive import Live
+
+    shutil.rmtree(curves, ignore_errors=True)
+    with Live(str(curves), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+        for record in history:
+            live.step = record["step"]
+            for key, value in record.items():
+                if key != "step":
+                    live.log_metric(f"pretrain/{key}", value, plot=True)
+            live.next_step()
+    atomic_write_text(curves / "history.json", json.dumps(history))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--stage", type=int, choices=(1, 2), required=True)
+    parser.add_argument("--variant", help="stage-2 variant (params pretrain.variants)")
+    parser.add_argument("--init", help="stage-1 output directory (stage 2)")
+    parser.add_argument("--data", nargs="+", required=True, help="processed source directories")
+    parser.add_argument("--out", required=True, help="output directory")
+    parser.add_argument("--curves", help="directory for the loss curves")
+
+    def body(args, params):
+        cfg = params["pretrain"]
+        if args.stage == 2 and (args.variant not in cfg["variants"] or not args.init):
+            raise ParamsError(f"--variant: stage 2 needs --init and one of {', '.join(cfg['variants'])}")
+        weights = STAGE1_WEIGHTS if args.stage == 1 else cfg["variants"][args.variant]
+        log = RunLog(log_path_for(args.out), params, stage=args.stage, variant=args.variant)
+        metrics = pretrain(cfg, args.stage, weights, [Path(d) for d in args.data], Path(args.out),
+                           Path(args.curves) if args.curves else None, Path(args.init) if args.init else None, log)
+        log.event("done", **metrics)
+        print(f"{args.out}: {metrics['samples_per_s']} samples/s, final {metrics['final']}")
+
+    return run_cli(parser, body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

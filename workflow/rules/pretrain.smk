@@ -1,0 +1,67 @@
+# HCMoCo pre-training: stage 1 (sample-level) once, stage 2 per variant, retrieval checks.
+
+
+rule pretrain_stage1:
+    input:
+        sources=expand(rules.generate.output.data, domain=PRETRAIN_SOURCES),
+        code=CODE["pretrain"],
+    output:
+        model=directory(f"models/{PROFILE}/pretrain/stage1"),
+        curves=directory(f"results/{PROFILE}/pretrain/stage1/curves"),
+    log:
+        f"logs/models/{PROFILE}/pretrain/stage1.jsonl",
+    params:
+        file=PARAMS_FILE,
+        profile=PROFILE,
+        values=pretrain_values,
+    threads: 2
+    resources:
+        mem_mb=6000,
+    shell:
+        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 1"
+        " --data {input.sources} --out {output.model} --curves {output.curves}"
+
+
+rule pretrain_stage2:
+    input:
+        sources=expand(rules.generate.output.data, domain=PRETRAIN_SOURCES),
+        init=rules.pretrain_stage1.output.model,
+        code=CODE["pretrain"],
+    output:
+        model=directory(f"models/{PROFILE}/pretrain/{{variant}}"),
+        curves=directory(f"results/{PROFILE}/pretrain/{{variant}}/curves"),
+    log:
+        f"logs/models/{PROFILE}/pretrain/{{variant}}.jsonl",
+    params:
+        file=PARAMS_FILE,
+        profile=PROFILE,
+        values=pretrain_values,
+    threads: 2
+    resources:
+        mem_mb=6000,
+    shell:
+        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 2"
+        " --variant {wildcards.variant} --init {input.init} --data {input.sources}"
+        " --out {output.model} --curves {output.curves}"
+
+
+rule retrieval:
+    input:
+        model=retrieval_model,
+        data=f"data/{PROFILE}/synth/synth_ntu",
+        code=CODE["retrieval"],
+    output:
+        json=f"results/{PROFILE}/pretrain/{{model}}/retrieval.json",
+    log:
+        f"logs/results/{PROFILE}/pretrain/{{model}}/retrieval.json.jsonl",
+    params:
+        file=PARAMS_FILE,
+        profile=PROFILE,
+        model=retrieval_model_arg,
+        values=retrieval_values,
+    threads: 1
+    resources:
+        mem_mb=2000,
+    shell:
+        "python -m hcmoco.eval.retrieval --params {params.file} --profile {params.profile}"
+        " --model {params.model} --data {input.data} --out {output.json}"
