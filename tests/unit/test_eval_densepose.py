@@ -1,0 +1,223 @@
+"""GPS / GPSm and their COCOeval-style AP, against the formula and pycocotools' accumulation."""
+import numpy as np
+import pytest
+from pycocotools import mask as mask_utils
+from pycocotools.coco import COCO
+from pycocotools.cocoeval import COCOeval
+
+from hcmoco.data.densepose_coco import coarse_masks, person_box
+from hcmoco.eval import (DENSEPOSE_KAPPA, GPS_THRESHOLDS, accumulate, detection_mask,
+                         evaluate_densepose, gps, gt_mask, match_image, person_gps,
+                         similarity_matrices, surface_distance)
+
+
+def stand_in_surface(I, U, V):
+    """Parts 10 m apart (GPS 0 across parts); within a part 0.5 m per unit of U or V."""
+    I, U, V = np.broadcast_arrays(np.asarray(I, float), np.asarray(U, float), np.asarray(V, float))
+    return np.stack([I * 10.0, U * 0.5, V * 0.5], -1)
+
+
+DIST = surface_distance(stand_in_surface)
+
+
+def person_iuv(h, w, first_part=1):
+    """(h, w, 3) float IUV: four parts in quadrants, U, V in [0, 0.5] across each quadrant."""
+    rows, cols = np.mgrid[0:h, 0:w]
+    part = first_part + (rows >= h // 2) * 2 + (cols >= w // 2)
+    return np.stack([part, 0.5 * cols / w, 0.5 * rows / h], -1).astype(np.float64)
+
+
+def make_gt(persons, height=48, width=64, ann_id=1):
+    """persons: list of (image_id, (x0, y0, w, h)); dense points on every pixel of the box."""
+    images = sorted({p[0] for p in persons})
+    anns, truth = [], {}
+    for n, (img, (x0, y0, w, h)) in enumerate(persons):
+        iuv = person_iuv(h, w, first_part=1 + 4 * (n % 6))
+        ys, xs = np.mgrid[0:h, 0:w]
+        full = np.zeros((height, width), np.uint8)
+        full[y0:y0 + h, x0:x0 + w] = 1
+        rle = mask_utils.encode(np.asfortranarray(full))
+        rle["counts"] = rle["counts"].decode("ascii")
+        anns.append({"id": ann_id + n, "image_id": img, "category_id": 1, "iscrowd": 0,
+                     "bbox": [float(x0), float(y0), float(w), float(h)], "area": float(w * h),
+                     "segmentation": rle, "dp_I": iuv[..., 0].ravel().tolist(),
+                     "dp_U": iuv[..., 1].ravel().tolist(), "dp_V": iuv[..., 2].ravel().tolist(),
+                     "dp_x": ((xs.ravel() + 0.5) / w * 255).tolist(),
+                     "dp_y": ((ys.ravel() + 0.5) / h * 255).tolist()})
+        truth[ann_id + n] = iuv
+    gt = {"images": [{"id": i, "height": height, "width": width} for i in images],
+          "annotations": anns, "categories": [{"id": 1, "name": "person"}]}
+    return gt, truth
+
+
+def det(ann, iuv, score=0.9):
+    return {"image_id": ann["image_id"], "category_id": 1, "bbox": list(ann["bbox"]),
+            "score": score, "iuv": iuv}
+
+
+def test_gps_formula():
+    assert gps([0.0, 0.0]) == 1.0
+    assert gps([]) == 0.0
+    assert gps([np.inf, 0.0]) == 0.5
+    assert gps([0.3]) == pytest.approx(np.exp(-0.09 / (2 * 0.255 ** 2)))
+    kappa = np.full(25, 0.1)
+    assert gps([0.1, 0.1], gt_parts=[1, 2], kappa=kappa) == pytest.approx(np.exp(-0.5))
+
+
+def test_perfect_prediction_gives_ap_one():
+    gt, truth = make_gt([(1, (4, 6, 20, 30)), (1, (36, 4, 16, 24)), (2, (10, 10, 24, 20))])
+    dets = [det(a, truth[a["id"]]) for a in gt["annotations"]]
+    for mode in ("gps", "gpsm"):
+        out = evaluate_densepose(gt, dets, DIST, mode=mode)
+        assert out["AP"] == pytest.approx(1.0) and out["AR"] == pytest.approx(1.0)
+
+
+def test_wrong_part_everywhere_gives_zero():
+    gt, truth = make_gt([(1, (4, 6, 20, 30)), (2, (10, 10, 24, 20))])
+    dets = []
+    for a in gt["annotations"]:
+        wrong = truth[a["id"]].copy()
+        wrong[..., 0] = wrong[..., 0] % 24 + 1
+        dets.append(det(a, wrong))
+        assert person_gps(a, dets[-1], DIST) == pytest.approx(0.0, abs=1e-12)
+    assert evaluate_densepose(gt, dets, DIST)["AP"] == 0.0
+    background = [det(a, np.zeros_like(truth[a["id"]])) for a in gt["annotations"]]
+    assert person_gps(gt["annotations"][0], background[0], DIST) == 0.0
+
+
+def test_known_offset_gives_the_exp_formula():
+    gt, truth = make_gt([(1, (4, 6, 20, 30))])
+    ann = gt["annotations"][0]
+    shifted = truth[ann["id"]].copy()
+    shifted[..., 1] += 0.2  # 0.1 m on the stand-in surface
+    expected = np.exp(-0.1 ** 2 / (2 * DENSEPOSE_KAPPA ** 2))  # 0.926
+    assert person_gps(ann, det(ann, shifted), DIST) == pytest.approx(expected)
+    # quantised uint8 IUV and a full-image IUV read the same points
+    as_uint8 = np.concatenate([shifted[..., :1], np.rint(shifted[..., 1:] * 255)], -1).astype(np.uint8)
+    assert person_gps(ann, det(ann, as_uint8), DIST) == pytest.approx(expected, abs=2e-3)
+    full = np.zeros((48, 64, 3))
+    full[6:36, 4:24] = shifted
+    assert person_gps(ann, {**det(ann, full), "iuv_frame": "image"}, DIST) == pytest.approx(expected)
+    # GPS 0.926 passes the thresholds 0.50 .. 0.90 but not 0.95: AP = 9/10
+    out = evaluate_densepose(gt, [det(ann, shifted)], DIST)
+    assert out["AP"] == pytest.approx(0.9) and out["AP50"] == pytest.approx(1.0) == out["AP75"]
+
+
+def test_gpsm_is_sqrt_of_gps_times_mask_iou():
+    gt, truth = make_gt([(1, (4, 6, 20, 30))])
+    ann = gt["annotations"][0]
+    half = truth[ann["id"]].copy()
+    half[:, 10:] = 0  # right half predicted as background: GPS 0.5, mask IoU 0.5
+    d = det(ann, half)
+    sim, _ = similarity_matrices([ann], [d], 48, 64, DIST, mode="gps")
+    simm, _ = similarity_matrices([ann], [d], 48, 64, DIST, mode="gpsm")
+    assert sim[0, 0] == pytest.approx(0.5)
+    assert simm[0, 0] == pytest.approx(np.sqrt(0.5 * 0.5))
+
+
+def test_detection_on_unannotated_person_is_ignored_not_false():
+    gt, truth = make_gt([(1, (4, 6, 20, 30))])
+    ann = gt["annotations"][0]
+    plain = {"id": 99, "image_id": 1, "category_id": 1, "iscrowd": 0, "bbox": [36.0, 4.0, 16.0, 24.0],
+             "area": 384.0}  # a person without DensePose points
+    extra = {**det(plain, person_iuv(24, 16)), "score": 0.99}
+    dets = [det(ann, truth[ann["id"]], 0.5), extra]
+    assert evaluate_densepose(gt, dets, DIST)["AP"] < 0.9  # without it the extra one is a false positive
+    gt["annotations"].append(plain)
+    assert evaluate_densepose(gt, dets, DIST)["AP"] == pytest.approx(1.0)
+
+
+# ---- equality with pycocotools' COCOeval fed the same similarities -------------------------
+def _cocoeval_ap(gt, dets, similarity, area_rng=(0.0, 1e10)):
+    coco_gt = COCO()
+    coco_gt.dataset = gt
+    coco_gt.createIndex()
+    coco_dt = coco_gt.loadRes([{k: v for k, v in d.items()} for d in dets])
+    E = COCOeval(coco_gt, coco_dt, "bbox")
+    E.params.maxDets, E.params.areaRng, E.params.areaRngLbl = [20], [list(area_rng)], ["all"]
+
+    def compute_iou(img_id, cat_id):
+        g, d = E._gts[img_id, cat_id], E._dts[img_id, cat_id]
+        if not g and not d:
+            return []
+        d = [d[i] for i in np.argsort([-x["score"] for x in d], kind="mergesort")][:20]
+        return similarity(img_id, g, d)
+
+    E.computeIoU = compute_iou
+    E.evaluate()
+    E.accumulate()
+    p = E.eval["precision"][:, :, 0, 0, 0]
+    return float(p[p > -1].mean())
+
+
+def test_matching_and_accumulation_equal_cocoeval_on_random_similarities():
+    rng = np.random.default_rng(0)
+    gt = {"images": [{"id": i, "height": 100, "width": 100} for i in range(1, 6)], "annotations": [],
+          "categories": [{"id": 1, "name": "person"}]}
+    dets, sims = [], {}
+    for img in range(1, 6):
+        n_g, n_d = int(rng.integers(1, 4)), int(rng.integers(0, 6))
+        for _ in range(n_g):
+            gt["annotations"].append({"id": len(gt["annotations"]) + 1, "image_id": img, "category_id": 1,
+                                      "iscrowd": 0, "bbox": [0, 0, 10, 10], "area": 100.0})
+        for _ in range(n_d):
+            dets.append({"image_id": img, "category_id": 1, "bbox": [0, 0, 10, 10],
+                         "score": float(rng.choice([0.3, 0.5, 0.7, 0.9])), "key": len(dets)})  # ties
+        # values on the thresholds and repeated within a row: ties must break as in COCOeval
+        sims[img] = rng.choice(np.r_[GPS_THRESHOLDS, 0.3, 0.62, 0.97], (n_d, n_g))
+
+    def similarity(img, g, d):  # rows follow the detections given, columns the gts given
+        first_gt = min(a["id"] for a in gt["annotations"] if a["image_id"] == img)
+        keys = [x["key"] for x in dets if x["image_id"] == img]
+        return sims[img][[keys.index(x["key"]) for x in d]][:, [a["id"] - first_gt for a in g]]
+
+    records = []
+    for img in range(1, 6):
+        mine = [x for x in dets if x["image_id"] == img]
+        n_g = sum(a["image_id"] == img for a in gt["annotations"])
+        records.append(match_image(sims[img], [x["score"] for x in mine], np.zeros(n_g, bool)))
+    precision, _ = accumulate(records)
+    ours = float(precision[precision > -1].mean())
+    assert 0.05 < ours < 0.95
+    assert ours == pytest.approx(_cocoeval_ap(gt, dets, similarity), abs=1e-12)
+
+
+def test_evaluator_equals_cocoeval_on_noisy_predictions():
+    rng = np.random.default_rng(1)
+    persons = [(1, (2, 2, 20, 30)), (1, (30, 8, 24, 32)), (2, (5, 5, 30, 36)), (3, (8, 4, 16, 20)),
+               (3, (34, 10, 22, 30)), (4, (12, 6, 26, 34))]
+    gt, truth = make_gt(persons)
+    dets = []
+    for a in gt["annotations"]:
+        for _ in range(int(rng.integers(0, 3))):
+            iuv = truth[a["id"]].copy()
+            iuv[..., 1:] += rng.uniform(0, 0.6) * rng.random(iuv.shape[:2] + (2,))
+            wrong = rng.random(iuv.shape[:2]) < rng.uniform(0, 0.5)
+            iuv[wrong, 0] = iuv[wrong, 0] % 24 + 1
+            dets.append(det(a, np.clip(iuv, 0, 24), float(rng.random())))
+    dets.append({"image_id": 2, "category_id": 1, "bbox": [40.0, 10.0, 20.0, 20.0], "score": 0.95,
+                 "iuv": person_iuv(20, 20)})  # a confident false positive
+    ours = evaluate_densepose(gt, dets, DIST)["AP"]
+
+    def similarity(img, g, d):
+        return similarity_matrices(g, d, 48, 64, DIST)[0]
+
+    assert 0.05 < ours < 0.95
+    assert ours == pytest.approx(_cocoeval_ap(gt, dets, similarity), abs=1e-12)
+    assert len(GPS_THRESHOLDS) == 10
+
+
+def test_masks_from_dp_masks_and_resampled_detections():
+    parsing = np.zeros((48, 64), np.uint8)
+    parsing[6:40, 20:34] = 1  # torso
+    parsing[10:14, 34:50] = 15  # an arm
+    box = person_box(parsing > 0)
+    ann = {"bbox": box, "dp_masks": coarse_masks(parsing, box)}
+    m, p = gt_mask(ann, 48, 64), parsing > 0
+    assert (m & p).sum() / (m | p).sum() > 0.95
+    # a box-frame IUV at half the box resolution covers the same pixels
+    x0, y0, w, h = (int(v) for v in box)
+    iuv = np.zeros((h // 2, w // 2, 3))
+    iuv[..., 0] = parsing[y0:y0 + h:2, x0:x0 + w:2]
+    dm = detection_mask({"bbox": box, "iuv": iuv}, 48, 64)
+    assert (dm & p).sum() / (dm | p).sum() > 0.9 and not dm[:, :x0].any()
