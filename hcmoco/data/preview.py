@@ -22,6 +22,15 @@ from hcmoco.runlog import RunLog, log_path_for
 COLUMNS = ("rgb", "depth", "parsing", "iuv", "keypoints")
 
 
+def part_palette() -> np.ndarray:
+    """25 colours: black background, then 24 distinct part colours."""
+    import matplotlib
+
+    colours = [matplotlib.colormaps["tab20"](i)[:3] for i in range(20)]
+    colours += [matplotlib.colormaps["Set1"](i)[:3] for i in range(4)]
+    return np.array([(0.0, 0.0, 0.0)] + colours, dtype=np.float32)
+
+
 def _depth_image(depth: np.ndarray) -> np.ndarray:
     """Depth to [0,1] over its valid range (0 = no reading stays black)."""
     valid = depth > 0
@@ -48,6 +57,7 @@ def draw_sheet(split: ProcessedSplit, indices: Sequence[int], out: Path, edges: 
     import matplotlib.pyplot as plt
 
     rows = len(indices)
+    palette = part_palette()
     fig, axes = plt.subplots(rows, len(COLUMNS), figsize=(2.0 * len(COLUMNS), 2.0 * rows), squeeze=False)
     for r, idx in enumerate(indices):
         s = split[int(idx)]
@@ -55,8 +65,7 @@ def draw_sheet(split: ProcessedSplit, indices: Sequence[int], out: Path, edges: 
         panels = {
             "rgb": (s["rgb"], {}) if s["has_rgb"] else None,
             "depth": (_depth_image(s["depth"]), {"cmap": "magma", "vmin": 0, "vmax": 1}) if s["has_depth"] else None,
-            "parsing": (s["parsing"], {"cmap": "tab20b", "vmin": 0, "vmax": 24, "interpolation": "nearest"})
-            if s["has_parsing"] else None,
+            "parsing": (palette[s["parsing"]], {"interpolation": "nearest"}) if s["has_parsing"] else None,
             "iuv": (_iuv_image(s["iuv"]), {"interpolation": "nearest"}) if s["has_iuv"] else None,
             "keypoints": (base, {"cmap": "gray"}) if s["has_kp2d"] and base is not None else None,
         }

@@ -58,3 +58,31 @@ def sample_contrast_loss(g: Mapping[str, Tensor], banks: Mapping[str, Tensor], i
             else:
                 total = total + ce.mean()
     return total
+
+
+def batch_contrast_loss(g: Mapping[str, Tensor], has_depth: Tensor, tau: float = 0.07) -> Tensor:
+    """In-batch variant of the sample-level loss (no memory bank):
+        L = sum over ordered pairs a != b of mean_i CE([g^a_i . g^b_1, ..., g^a_i . g^b_B] / tau, target i)
+    The positive is the other modality's *current* embedding (gradients reach both encoders) and
+    the negatives are the other samples of the batch. Terms involving depth run over the samples
+    with depth only, among themselves (a pair term is 0 with fewer than two such samples).
+
+    A memory bank only carries signal once every row has been refreshed by a recent network,
+    which takes many epochs; short CPU schedules (a few epochs) learn with this form instead.
+    g: {modality: (B, D)} L2-normalised; has_depth: (B,) bool or 0/1. Returns a scalar.
+    """
+    mods = list(g)
+    keep_depth = has_depth.bool()
+    total = _full(g[mods[0]]).new_zeros(())
+    for a in mods:
+        for b in mods:
+            if a == b:
+                continue
+            ga, gb = _full(g[a]), _full(g[b])
+            if DEPTH in (a, b):
+                ga, gb = ga[keep_depth], gb[keep_depth]
+            if len(ga) < 2:
+                continue
+            logits = ga @ gb.T / tau
+            total = total + (torch.logsumexp(logits, dim=1) - logits.diagonal()).mean()
+    return total

@@ -27,8 +27,8 @@ from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
 from hcmoco.data.keypoints import COMMON_EDGES
 from hcmoco.data.shards import atomic_write_text
-from hcmoco.losses import (MemoryBank, dense_contrast_loss, sample_contrast_loss, sample_foreground_cells,
-                           sparse_inter_loss, sparse_intra_loss)
+from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
+                           sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.pretrain_data import PretrainingData
@@ -42,7 +42,7 @@ def build_model(cfg: dict, num_joints: int) -> HCMoCo:
     return HCMoCo(HRNetConfig.preset(cfg["backbone"]), num_joints, COMMON_EDGES, embed_dim=cfg["embed_dim"])
 
 
-def step_losses(model: HCMoCo, bank: MemoryBank, batch: dict, weights: dict, cfg: dict,
+def step_losses(model: HCMoCo, bank: MemoryBank | None, batch: dict, weights: dict, cfg: dict,
                 gen: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
     """Forward one batch and compute every objective with a non-zero weight.
 
@@ -51,9 +51,12 @@ def step_losses(model: HCMoCo, bank: MemoryBank, batch: dict, weights: dict, cfg
     out = model(batch["rgb"], batch["depth"], batch["keypoints"], batch["visible"], batch["has_depth"],
                 joint_cells=batch["joint_cells"] if needs_dense else None, dense=needs_dense)
     g = {"rgb": out["g_rgb"], "depth": out["g_depth"], "keypoints": out["g_kp"]}
-    negatives = bank.sample_negatives(cfg["negatives"], len(batch["index"]), gen)
-    terms = {"sample": sample_contrast_loss(g, bank.banks(), batch["index"], negatives, batch["has_depth"],
-                                            cfg["tau"])}
+    if bank is None:  # sample_contrast: batch
+        terms = {"sample": batch_contrast_loss(g, batch["has_depth"], cfg["tau"])}
+    else:
+        negatives = bank.sample_negatives(cfg["negatives"], len(batch["index"]), gen)
+        terms = {"sample": sample_contrast_loss(g, bank.banks(), batch["index"], negatives, batch["has_depth"],
+                                                cfg["tau"])}
     if weights["dense"] > 0:
         cells = sample_foreground_cells(batch["foreground"], cfg["dense_cells"], gen)
         usable = batch["has_depth"] & batch["foreground"].flatten(1).any(1)
@@ -67,6 +70,21 @@ def step_losses(model: HCMoCo, bank: MemoryBank, batch: dict, weights: dict, cfg
     return terms, g
 
 
+def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
+    """SGD with momentum (the paper) or AdamW (short CPU schedules, see params/README.md).
+    foreach: one fused update over all tensors; the per-tensor loop (the CPU default) cost
+    about 40 ms a step for the ~450 tensors of the narrow model."""
+    params = list(params)
+    if cfg["optimizer"] == "sgd":
+        return torch.optim.SGD(params, lr=cfg["lr"], momentum=cfg["momentum"],
+                               weight_decay=cfg["weight_decay"], foreach=True)
+    return torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"], foreach=True)
+
+
+def bank_state(bank: MemoryBank | None) -> dict:
+    return {} if bank is None else bank.state_dict()
+
+
 def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out: Path, curves: Path | None,
              init: Path | None = None, log: RunLog | None = None, stop_after: int | None = None) -> dict:
     """Train one stage; writes `out` atomically. `stop_after` ends early (a simulated kill)."""
@@ -76,19 +94,21 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
     seed_everything(seed)
     torch.set_num_threads(available_workers())
     data = PretrainingData([Path(d) / "train" for d in data_dirs])
-    if cfg["negatives"] >= len(data):
+    use_bank = cfg["sample_contrast"] == "bank"
+    if use_bank and cfg["negatives"] >= len(data):
         raise ParamsError(f"pretrain.negatives: {cfg['negatives']} must be below the bank size {len(data)}")
     model = build_model(cfg, data.num_joints)
     bank = MemoryBank(len(data), cfg["embed_dim"], momentum=cfg["bank_momentum"],
-                      generator=torch.Generator().manual_seed(seed))
+                      generator=torch.Generator().manual_seed(seed)) if use_bank else None
     if init is not None:
         state = torch.load(Path(init) / "model.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])
-        bank.load_state_dict(state["bank"])
+        if bank is not None:
+            bank.load_state_dict(state["bank"])
     model.to(device, memory_format=torch.channels_last)
-    bank.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                                weight_decay=cfg["weight_decay"])
+    if bank is not None:
+        bank.to(device)
+    optimizer = make_optimizer(cfg, model.parameters())
     steps = cfg[f"stage{stage}_steps"]
     lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], steps)
     ckdir = checkpoint_dir(out, {"cfg": cfg, "stage": stage, "weights": weights, "init": str(init),
@@ -97,7 +117,8 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
     resumed = load_checkpoint(ckdir)
     if resumed is not None:
         model.load_state_dict(resumed["model"])
-        bank.load_state_dict(resumed["bank"])
+        if bank is not None:
+            bank.load_state_dict(resumed["bank"])
         optimizer.load_state_dict(resumed["optimizer"])
         start, history = resumed["step"], resumed["history"]
         if log:
@@ -120,7 +141,8 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
         optimizer.zero_grad(set_to_none=True)
         total.backward()
         optimizer.step()
-        bank.update(batch["index"], g, {"depth": batch["has_depth"]})
+        if bank is not None:
+            bank.update(batch["index"], g, {"depth": batch["has_depth"]})
         t2 = time.perf_counter()
         data_time, compute_time = data_time + t1 - t0, compute_time + t2 - t1
         record = {"step": step + 1, "lr": float(lrs[step]), "loss": total.item(),
@@ -129,7 +151,7 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k not in ("step", "lr")}
                         | {"samples/s": f"{cfg['batch_size'] * (step + 1 - start) / (data_time + compute_time):.0f}"})
         if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < steps:
-            save_checkpoint(ckdir, {"model": model.state_dict(), "bank": bank.state_dict(),
+            save_checkpoint(ckdir, {"model": model.state_dict(), "bank": bank_state(bank),
                                     "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
             if log:
                 log.event("checkpoint", step=step + 1, loss=record["loss"])
@@ -142,19 +164,20 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
                "samples_per_s": round(cfg["batch_size"] * ran / max(data_time + compute_time, 1e-9), 2),
                "data_wait_fraction": round(data_time / max(data_time + compute_time, 1e-9), 4),
                "seconds": round(data_time + compute_time, 2)}
-    write_outputs(out, model.to("cpu"), bank.to("cpu"), cfg, metrics)
+    write_outputs(out, model.to("cpu"), bank, cfg, metrics)
     if curves is not None:
         write_curves(curves, history)
     clear_checkpoints(ckdir)
     return metrics
 
 
-def write_outputs(out: Path, model: HCMoCo, bank: MemoryBank, cfg: dict, metrics: dict) -> None:
+def write_outputs(out: Path, model: HCMoCo, bank: MemoryBank | None, cfg: dict, metrics: dict) -> None:
     tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
     try:
-        torch.save({"model": model.state_dict(), "bank": bank.state_dict(), "config": cfg}, tmp / "model.pt")
+        bank_cpu = bank_state(bank.to("cpu") if bank is not None else None)
+        torch.save({"model": model.state_dict(), "bank": bank_cpu, "config": cfg}, tmp / "model.pt")
         for modality in ("rgb", "depth"):
             save_backbone(tmp / f"{modality}_backbone.pt", model, modality)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
