@@ -1,0 +1,116 @@
+"""Evaluate a fine-tuned model on a list of samples of a processed split (METHOD.md 5 metrics).
+
+`evaluate` returns {"metric": <main metric name>, "value": <its value>, "tiebreak", "num_samples",
+...details}:
+| task | main metric | tiebreak | details |
+|---|---|---|---|
+| parsing, depth_parsing | miou (25 classes, one confusion matrix) | pixel accuracy | per_class_iou |
+| pose3d | map_10cm (mean of per-joint accuracies) | -mean_error_mm | per_joint, per_joint_error_mm |
+| densepose | gps_ap (COCOeval-style AP over GPS) | mean_gps | gps / gpsm summaries (full=True) |
+`tiebreak` (higher is better) orders states whose main metric ties, e.g. a GPS AP still 0 early in
+training, where the per-person mean GPS already moves. Values are fractions (0..1), as the metric
+functions return them; undefined values are None.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from hcmoco.data.synth import PART_NAMES, iuv_to_surface
+from hcmoco.eval import SegmentationMeter, evaluate_densepose, map_at_10cm, person_gps, surface_distance
+from hcmoco.errors import HcmocoError
+from hcmoco.tasks import a2j_decode, decode_iuv, uvd_to_xyz_mm
+from hcmoco.train.runtime import autocast
+from hcmoco.train.task_data import NUM_CLASSES, TaskData
+
+MAIN_METRIC = {"parsing": "miou", "depth_parsing": "miou", "pose3d": "map_10cm", "densepose": "gps_ap"}
+
+
+def finite(x):
+    """NaN / inf -> None, recursively, numpy -> Python: metrics JSON stays strict JSON."""
+    if isinstance(x, dict):
+        return {k: finite(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, np.ndarray)):
+        return [finite(v) for v in x]
+    if isinstance(x, (float, np.floating)):
+        return float(x) if math.isfinite(x) else None
+    return x.item() if isinstance(x, np.generic) else x
+
+
+def _outputs(model: nn.Module, data: TaskData, indices: np.ndarray, batch_size: int, device: torch.device,
+             precision: str):
+    for lo in range(0, len(indices), batch_size):
+        batch = data.batch(indices[lo:lo + batch_size])
+        with torch.no_grad(), autocast(precision, device):
+            out = model(batch["input"].to(device))
+        yield indices[lo:lo + batch_size], batch, out
+
+
+def _detection(image_id: int, iuv: np.ndarray, prob: np.ndarray) -> dict | None:
+    """One person detection from a whole-image IUV: box = the predicted foreground's tight box,
+    score = mean confidence of the predicted part there (ranks images for the AP)."""
+    fg = iuv[..., 0] > 0
+    if not fg.any():
+        return None  # nothing predicted: a miss
+    ys, xs = np.nonzero(fg)
+    box = [float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())]
+    return {"image_id": int(image_id), "bbox": box, "score": float(prob[fg].mean()), "iuv": iuv,
+            "iuv_frame": "image"}
+
+
+def surface_distance_for(data: TaskData):
+    if data.split.index.get("generator", {}).get("name") != "synthhuman":
+        raise HcmocoError(f"{data.split.path}: DensePose distances are implemented for SynthHuman "
+                          f"(rest-pose surface points) only; real data needs the SMPL geodesics")
+    return surface_distance(iuv_to_surface)
+
+
+def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: torch.device,
+             batch_size: int = 64, precision: str = "fp32", full: bool = True) -> dict:
+    """Metrics of `model` (input -> head output) on samples `indices` of `data`; model is left
+    in eval mode. full=False computes the main metric only (cheaper, for model selection)."""
+    indices = np.asarray(indices, np.int64)
+    model.eval()
+    result: dict = {"metric": MAIN_METRIC[task], "num_samples": int(len(indices))}
+    if task in ("parsing", "depth_parsing"):
+        meter = SegmentationMeter(NUM_CLASSES)
+        for _, batch, out in _outputs(model, data, indices, batch_size, device, precision):
+            meter.update(out.argmax(1).cpu(), batch["parsing"])
+        seg = meter.compute()
+        result.update(value=seg["miou"], tiebreak=seg["pixel_accuracy"], pixel_accuracy=seg["pixel_accuracy"],
+                      per_class_iou=dict(zip(PART_NAMES, seg["per_class_iou"])))
+    elif task == "pose3d":
+        pred, gt, vis = [], [], []
+        for _, batch, out in _outputs(model, data, indices, batch_size, device, precision):
+            xy, d = a2j_decode(out)
+            pred.append(uvd_to_xyz_mm(xy.cpu(), batch["z_ref"][:, None] + d.cpu(), batch["cam"]))
+            gt.append(batch["kp3d"])
+            vis.append(batch["visible"])
+        m = map_at_10cm(torch.cat(pred), torch.cat(gt), visible=torch.cat(vis))
+        joints = data.split.index.get("joints") or [str(j) for j in range(len(m["per_joint"]))]
+        result.update(value=m["map"], tiebreak=-m["mean_error_mm"], mean_error_mm=m["mean_error_mm"],
+                      per_joint=dict(zip(joints, m["per_joint"].tolist())),
+                      per_joint_error_mm=dict(zip(joints, m["per_joint_error_mm"].tolist())))
+    elif task == "densepose":
+        dets = []
+        for ids, _, out in _outputs(model, data, indices, batch_size, device, precision):
+            iuv = decode_iuv({k: v.float() for k, v in out.items()}).cpu().numpy()
+            prob = torch.softmax(out["part"].float(), 1).amax(1).cpu().numpy()
+            dets += [d for d in map(_detection, ids, iuv, prob) if d is not None]
+        gt, distance = data.densepose_gt(indices), surface_distance_for(data)
+        for mode in ("gps", "gpsm") if full else ("gps",):
+            stats = evaluate_densepose(gt, dets, distance, mode=mode)
+            result[mode] = {k: v for k, v in stats.items() if k not in ("mode", "num_images")}
+        by_image = {d["image_id"]: d for d in dets}  # one person per image: its GPS, 0 if missed
+        per_person = [person_gps(a, by_image[a["image_id"]], distance) if a["image_id"] in by_image else 0.0
+                      for a in gt["annotations"] if "dp_x" in a]
+        mean_gps = float(np.mean(per_person)) if per_person else float("nan")
+        result.update(value=result["gps"]["AP"], tiebreak=mean_gps, mean_gps=mean_gps, num_detections=len(dets))
+        if full:
+            result["gpsm_ap"] = result["gpsm"]["AP"]
+    else:
+        raise HcmocoError(f"unknown task {task!r} (known: {', '.join(MAIN_METRIC)})")
+    return finite(result)
