@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from hcmoco.data.shards import FormatError, ProcessedSplit, atomic_write_text
+from hcmoco.atomic import atomic_write_text
+from hcmoco.data.shards import FormatError, ProcessedSplit
 
 COARSE_OF_FINE = np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11,
                            12, 13, 12, 13, 14, 14], dtype=np.uint8)

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 from tqdm import tqdm
 
+from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
 from hcmoco.data.shards import SplitWriter, shard_ranges
@@ -62,10 +62,8 @@ def generate_domain(domain: str, synth: dict, out: Path, workers: int, log: RunL
         raise ParamsError(f"--domain: unknown domain {domain!r} (known: {', '.join(DOMAINS)})")
     sizes = synth["domains"][domain]
     subjects = {"train": sizes["subjects_train"], "test": sizes["subjects_test"]}
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     ctx = mp.get_context("fork")
-    try:
+    with atomic_directory(out) as tmp:
         with ctx.Pool(workers, initializer=_init_worker) as pool:
             for split in SPLITS:
                 jobs = [(domain, synth["seed"], split, a, b, synth["resolution"], subjects)
@@ -80,11 +78,6 @@ def generate_domain(domain: str, synth: dict, out: Path, workers: int, log: RunL
                     write_densepose_coco(tmp / split, synth["densepose_points_per_part"], synth["seed"])
                 if log:
                     log.event("split_done", split=split, samples=sizes[split], seconds=round(log.elapsed(), 3))
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

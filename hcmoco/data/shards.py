@@ -13,13 +13,12 @@ error that names the file.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Iterable, Iterator
 
 import numpy as np
 
+from hcmoco.atomic import atomic_directory
 from hcmoco.errors import HcmocoError
 
 FORMAT = "hcmoco-processed/1"
@@ -30,32 +29,22 @@ class FormatError(HcmocoError):
     """A processed split is missing, incomplete or inconsistent with its index."""
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temporary file in the same directory and rename, so no half-written file survives."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
 class SplitWriter:
-    """Writes shards into `<out>.tmp-<pid>/` and renames to `out` on `close()`.
+    """Writes shards and the index into `out`, atomically (see hcmoco.atomic).
 
-    Use as a context manager; on an exception the temporary directory is removed and `out`
-    is left as it was (absent, or the previous complete version).
+    Use as a context manager; on an exception `out` is left as it was (absent, or the
+    previous complete version).
     """
 
     def __init__(self, out: str | Path, meta: dict):
         self.out = Path(out)
-        self.tmp = self.out.with_name(f"{self.out.name}.tmp-{os.getpid()}")
         self.meta = dict(meta)
         self.fields: dict[str, dict] = {}
         self.shards: list[dict] = []
+        self._target = atomic_directory(self.out)
 
     def __enter__(self) -> "SplitWriter":
-        shutil.rmtree(self.tmp, ignore_errors=True)
-        self.tmp.mkdir(parents=True)
+        self.tmp = self._target.__enter__()
         return self
 
     def add_shard(self, arrays: dict[str, np.ndarray]) -> None:
@@ -71,17 +60,13 @@ class SplitWriter:
             np.save(self.tmp / files[name], np.ascontiguousarray(array), allow_pickle=False)
         self.shards.append({"count": next(iter(counts.values())), "files": files})
 
-    def __exit__(self, exc_type, exc, tb) -> None:
-        if exc_type is not None:
-            shutil.rmtree(self.tmp, ignore_errors=True)
-            return
-        index = {"format": FORMAT, **self.meta,
-                 "num_samples": sum(s["count"] for s in self.shards),
-                 "fields": self.fields, "shards": self.shards}
-        (self.tmp / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
-        if self.out.exists():
-            shutil.rmtree(self.out)
-        os.replace(self.tmp, self.out)
+    def __exit__(self, exc_type, exc, tb) -> bool | None:
+        if exc_type is None:
+            index = {"format": FORMAT, **self.meta,
+                     "num_samples": sum(s["count"] for s in self.shards),
+                     "fields": self.fields, "shards": self.shards}
+            (self.tmp / "index.json").write_text(json.dumps(index, indent=1, sort_keys=True))
+        return self._target.__exit__(exc_type, exc, tb)
 
 
 class ProcessedSplit:

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
+from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
 from hcmoco.data.shards import ProcessedSplit
@@ -76,8 +75,6 @@ def write_splits(task: str, domain: str, data: Path, splits_cfg: dict, out: Path
     train_subjects = train.field("subject")
     n_test = len(ProcessedSplit(data / "test"))
     pool, val = carve_validation(train_subjects, splits_cfg["val_fraction"], splits_cfg["seed"])
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
     header = {"task": task, "domain": domain, "data": str(data)}
 
     def dump(path: Path, split: str, indices: np.ndarray, **extra) -> None:
@@ -87,7 +84,7 @@ def write_splits(task: str, domain: str, data: Path, splits_cfg: dict, out: Path
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(record))
 
-    try:
+    with atomic_directory(out) as tmp:
         dump(tmp / "val.json", "val", val)
         dump(tmp / "test.json", "test", np.arange(n_test))
         for seed in splits_cfg["seeds"]:
@@ -95,11 +92,6 @@ def write_splits(task: str, domain: str, data: Path, splits_cfg: dict, out: Path
             for fraction in splits_cfg["fractions"]:
                 chosen = order[:subset_size(fraction, len(order))]
                 dump(fraction_file(tmp, fraction, seed), "train", chosen, fraction=fraction, seed=seed)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return {"pool": int(len(pool)), "val": int(len(val)), "test": n_test}
 
 

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.data.shards import atomic_write_text
+from hcmoco.atomic import atomic_write_text
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.pretrain import build_model
 from hcmoco.train.pretrain_data import PretrainingData

@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
-from hcmoco.data.shards import atomic_write_text
+from hcmoco.atomic import atomic_write_text
 from hcmoco.data.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
 from hcmoco.models import CheckpointMismatchError, HRNet, HRNetConfig, load_backbone, read_backbone

@@ -14,7 +14,6 @@ re-run resumes from the last one and ends with the same weights as an uninterrup
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from pathlib import Path
@@ -23,10 +22,10 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
+from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
 from hcmoco.data.keypoints import COMMON_EDGES
-from hcmoco.data.shards import atomic_write_text
 from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
@@ -172,19 +171,12 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
 
 
 def write_outputs(out: Path, model: HCMoCo, bank: MemoryBank | None, cfg: dict, metrics: dict) -> None:
-    tmp = out.with_name(f"{out.name}.tmp-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    try:
+    with atomic_directory(out) as tmp:
         bank_cpu = bank_state(bank.to("cpu") if bank is not None else None)
         torch.save({"model": model.state_dict(), "bank": bank_cpu, "config": cfg}, tmp / "model.pt")
         for modality in ("rgb", "depth"):
             save_backbone(tmp / f"{modality}_backbone.pt", model, modality)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def write_curves(curves: Path, history: list[dict]) -> None:

@@ -1,6 +1,5 @@
 import json
 
-import numpy as np
 
 from hcmoco.data import splits
 from hcmoco.data.shards import ProcessedSplit
