@@ -56,3 +56,8 @@ def test_smoke_profile_end_to_end_then_nothing_to_do(smoke_repo, venv_env):
     plan = run(["snakemake", "-n", "--cores", "2"], smoke_repo, venv_env)
     assert "split        4" in plan.replace("\t", " ") or "split 4" in " ".join(plan.split())
     assert "generate" not in plan.split("Job stats:")[1].split("Reasons")[0]
+
+
+def test_lint_is_clean(repo_root, venv_env):
+    out = run(["snakemake", "--lint"], repo_root, venv_env)
+    assert "Congratulations, your workflow is in a good condition!" in out, out[-3000:]

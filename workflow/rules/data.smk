@@ -12,6 +12,8 @@ rule generate:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=synth_values,
+    conda:
+        "../envs/hcmoco.yaml"
     threads: 2
     resources:
         mem_mb=4000,
@@ -33,6 +35,8 @@ rule preview:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=preview_values,
+    conda:
+        "../envs/hcmoco.yaml"
     threads: 1
     resources:
         mem_mb=1000,

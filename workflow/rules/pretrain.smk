@@ -14,6 +14,8 @@ rule pretrain_stage1:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=pretrain_values,
+    conda:
+        "../envs/hcmoco.yaml"
     threads: 2
     resources:
         mem_mb=6000,
@@ -36,6 +38,8 @@ rule pretrain_stage2:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=pretrain_values,
+    conda:
+        "../envs/hcmoco.yaml"
     threads: 2
     resources:
         mem_mb=6000,
@@ -59,6 +63,8 @@ rule retrieval:
         profile=PROFILE,
         model=retrieval_model_arg,
         values=retrieval_values,
+    conda:
+        "../envs/hcmoco.yaml"
     threads: 1
     resources:
         mem_mb=2000,

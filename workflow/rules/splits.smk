@@ -13,6 +13,8 @@ rule split:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=split_values,
+    conda:
+        "../envs/hcmoco.yaml"
     threads: 1
     resources:
         mem_mb=1000,
