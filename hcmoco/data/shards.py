@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
@@ -151,9 +151,6 @@ class ProcessedSplit:
             for n in names:
                 out[n][where] = self._shards[shard][n][local]
         return out
-
-    def iter_shards(self) -> Iterator[dict[str, np.ndarray]]:
-        yield from self._shards
 
 
 def shard_ranges(num_samples: int, shard_size: int) -> Iterable[tuple[int, int]]:

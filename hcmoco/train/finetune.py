@@ -19,7 +19,6 @@ import hashlib
 import json
 import math
 import pickle
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -38,6 +37,7 @@ from hcmoco.models import CheckpointMismatchError, HRNet, HRNetConfig, load_back
 from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
 from hcmoco.tasks import (A2JHead, DensePoseHead, SegmentationHead, a2j_loss, densepose_loss,
                           depth_pixel_ratio, enet_class_weights, segmentation_loss)
+from hcmoco.train.curves import write_curves
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
 from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
 from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES, TASK_MODALITY, TaskData
@@ -221,28 +221,13 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         "precision": precision, "resumed_from": start, "seconds": round(time.perf_counter() - started, 2),
         "git": git_revision(), "val_history": evals, "test_details": test})
     if curves is not None:
-        write_curves(curves, history, evals, test["metric"])
+        val = {e["step"]: e["val"] for e in evals}
+        records = [{"step": r["step"], "loss": r["loss"], "lr": r["lr"],
+                    f"val_{test['metric']}": val.get(r["step"])} for r in history]
+        write_curves(curves, records, "finetune", {"train": history, "val": evals})
     atomic_write_text(out, json.dumps(metrics, indent=1))
     clear_checkpoints(ckdir)
     return metrics
-
-
-def write_curves(curves: Path, history: list[dict], evals: list[dict], metric: str) -> None:
-    """Training loss, learning rate and the validation metric through dvclive, written once from
-    the full history so a resumed run produces the same files as an uninterrupted one."""
-    from dvclive import Live
-
-    shutil.rmtree(curves, ignore_errors=True)
-    val = {e["step"]: e["val"] for e in evals}
-    with Live(str(curves), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        for record in history:
-            live.step = record["step"]
-            live.log_metric("finetune/loss", record["loss"], plot=True)
-            live.log_metric("finetune/lr", record["lr"], plot=True)
-            if val.get(record["step"]) is not None:
-                live.log_metric(f"finetune/val_{metric}", val[record["step"]], plot=True)
-            live.next_step()
-    atomic_write_text(curves / "history.json", json.dumps({"train": history, "val": evals}))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

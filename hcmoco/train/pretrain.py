@@ -14,7 +14,6 @@ re-run resumes from the last one and ends with the same weights as an uninterrup
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -22,7 +21,7 @@ from typing import Sequence
 import torch
 from tqdm import tqdm
 
-from hcmoco.atomic import atomic_directory, atomic_write_text
+from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
 from hcmoco.data.keypoints import COMMON_EDGES
@@ -30,6 +29,7 @@ from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
 from hcmoco.runlog import RunLog, available_workers, log_path_for
+from hcmoco.train.curves import write_curves
 from hcmoco.train.pretrain_data import PretrainingData
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
 from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
@@ -165,7 +165,7 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
                "seconds": round(data_time + compute_time, 2)}
     write_outputs(out, model.to("cpu"), bank, cfg, metrics)
     if curves is not None:
-        write_curves(curves, history)
+        write_curves(curves, history, "pretrain", history)
     clear_checkpoints(ckdir)
     return metrics
 
@@ -177,22 +177,6 @@ def write_outputs(out: Path, model: HCMoCo, bank: MemoryBank | None, cfg: dict, 
         for modality in ("rgb", "depth"):
             save_backbone(tmp / f"{modality}_backbone.pt", model, modality)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))
-
-
-def write_curves(curves: Path, history: list[dict]) -> None:
-    """Loss curves through dvclive (one TSV per term), written once from the full history so a
-    resumed run produces the same files as an uninterrupted one."""
-    from dvclive import Live
-
-    shutil.rmtree(curves, ignore_errors=True)
-    with Live(str(curves), dvcyaml=False, save_dvc_exp=False, report=None) as live:
-        for record in history:
-            live.step = record["step"]
-            for key, value in record.items():
-                if key != "step":
-                    live.log_metric(f"pretrain/{key}", value, plot=True)
-            live.next_step()
-    atomic_write_text(curves / "history.json", json.dumps(history))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
