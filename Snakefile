@@ -16,6 +16,7 @@ include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"
+include: "workflow/rules/finetune.smk"
 
 
 rule all:
@@ -25,4 +26,7 @@ rule all:
         splits=expand(rules.split.output.splits, task=TASKS),
         pretrained=expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
         retrieval=expand(rules.retrieval.output.json, model=RETRIEVAL_MODELS),
+        finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
+        versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS,
+                           init=VERSATILITY_INITS),
     default_target: True

@@ -38,17 +38,22 @@ def _read_yaml(path: Path) -> dict:
     return data
 
 
+# Free-form mappings (their keys are names, not parameters): an overlay replaces them whole.
+REPLACED_WHOLE = {"finetune.grids"}
+
+
 def _overlay(base: dict, over: dict, source: Path, prefix: str = "") -> dict:
     """Deep-merge `over` into a copy of `base`; a key absent from `base` is an error.
 
-    Mappings merge key by key; any other value (lists included) replaces the base value.
+    Mappings merge key by key, except REPLACED_WHOLE; any other value (lists included) replaces
+    the base value.
     """
     merged = copy.deepcopy(base)
     for key, value in over.items():
         dotted = f"{prefix}{key}"
         if key not in merged:
             raise ParamsError(f"{source}: {dotted}: unknown key (not in the base params)")
-        if isinstance(value, dict) and isinstance(merged[key], dict):
+        if isinstance(value, dict) and isinstance(merged[key], dict) and dotted not in REPLACED_WHOLE:
             merged[key] = _overlay(merged[key], value, source, dotted + ".")
         else:
             merged[key] = value
@@ -104,8 +109,55 @@ def load_params(params_file: str | Path = DEFAULT_PARAMS, profile: str | None = 
                               f"(write `{section}: {{}}` to keep the base values)")
     merged = _overlay(base, overlay, overlay_file)
     merged["profile"] = name
-    validate(merged, source=f"{params_file} + {overlay_file}")
+    source = f"{params_file} + {overlay_file}"
+    validate(merged, source=source)
+    check_references(merged, source)
     return merged
+
+
+def _subset(values, allowed, key: str, source: str, what: str) -> None:
+    for i, value in enumerate(values):
+        _member(value, allowed, f"{key}.{i}", source, what)
+
+
+def _member(value, allowed, key: str, source: str, what: str) -> None:
+    if value not in allowed:
+        raise ParamsError(f"{source}: {key}: {value!r} is not one of {what} ({', '.join(map(str, allowed))})")
+
+
+def check_references(params: dict, source: str = "params") -> None:
+    """Keys that name other keys' values: every task's domain is rendered, fine-tuning cells
+    have split files, inits are pre-training outputs. One line naming the key."""
+    domains, tasks = params["synth"]["domains"], params["splits"]["tasks"]
+    for task, spec in tasks.items():
+        if spec["domain"] not in domains:
+            raise ParamsError(f"{source}: splits.tasks.{task}.domain: {spec['domain']!r} is not a "
+                              f"synth.domains entry ({', '.join(domains)})")
+    fractions, seeds = params["splits"]["fractions"], params["splits"]["seeds"]
+    outputs = ["stage1", *params["pretrain"]["variants"]]
+    ft = params["finetune"]
+    _subset(ft["inits"], outputs, "finetune.inits", source, "the pre-training outputs")
+    _subset(ft["fractions"], fractions, "finetune.fractions", source, "splits.fractions")
+    _subset(ft["seeds"], seeds, "finetune.seeds", source, "splits.seeds")
+    for init in ft["grids"]:
+        if init not in ("scratch", *ft["inits"]):
+            raise ParamsError(f"{source}: finetune.grids.{init}: not scratch or one of finetune.inits "
+                              f"({', '.join(ft['inits'])})")
+    for init, grid in ft["grids"].items():
+        _subset(grid.get("fractions", []), fractions, f"finetune.grids.{init}.fractions", source, "splits.fractions")
+        _subset(grid.get("seeds", []), seeds, f"finetune.grids.{init}.seeds", source, "splits.seeds")
+    vs = params["versatility"]
+    _subset(vs["inits"], outputs, "versatility.inits", source, "the pre-training outputs")
+    _member(vs["fraction"], fractions, "versatility.fraction", source, "splits.fractions")
+    _subset(vs["seeds"], seeds, "versatility.seeds", source, "splits.seeds")
+
+
+def finetune_cells(params: dict, init: str) -> list[tuple[float, int]]:
+    """The (fraction, seed) cells fine-tuned from `init`: finetune.fractions x seeds, or the
+    init's entry in finetune.grids."""
+    ft = params["finetune"]
+    grid = {"fractions": ft["fractions"], "seeds": ft["seeds"], **ft["grids"].get(init, {})}
+    return [(float(f), int(s)) for f in grid["fractions"] for s in grid["seeds"]]
 
 
 def section_digest(params: dict, *keys: str) -> str:

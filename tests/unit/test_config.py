@@ -37,6 +37,11 @@ def test_profiles_resolve_and_overlay(repo_root):
     (lambda d: d["splits"]["tasks"].update(segmentation={"domain": "synth_h36m"}), "splits.tasks.segmentation: unknown key"),
     (lambda d: d["splits"]["tasks"]["parsing"].update(domain="synth_coco"), "splits.tasks.parsing.domain"),
     (lambda d: d["synth"]["domains"]["synth_ntu"].pop("train"), "synth.domains.synth_ntu: 'train' is a required property"),
+    (lambda d: d["finetune"].update(fractions=[0.05]), "finetune.fractions.0: 0.05 is not one of splits.fractions"),
+    (lambda d: d["finetune"].update(seeds=[0, 7]), "finetune.seeds.1: 7 is not one of splits.seeds"),
+    (lambda d: d["finetune"].update(inits=["hcmoco", "moco"]), "finetune.inits.1: 'moco' is not one of the pre-training outputs"),
+    (lambda d: d["finetune"]["grids"].update(imagenet={"seeds": [0]}), "finetune.grids.imagenet: not scratch or one of finetune.inits"),
+    (lambda d: d["versatility"].update(fraction=0.3), "versatility.fraction: 0.3 is not one of splits.fractions"),
 ])
 def test_schema_errors_are_one_line_naming_the_key(params_dir, mutate, fragment):
     edit(params_dir / "params.yaml", mutate)

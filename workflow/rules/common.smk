@@ -1,4 +1,5 @@
 # Helpers only: parameters, input functions, wildcard constraints. No rules here.
+import json
 from pathlib import Path
 
 from hcmoco.config import ParamsError, load_params, section_digest
@@ -30,6 +31,11 @@ VARIANTS = list(PARAMS["pretrain"]["variants"])
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
 PRETRAIN_SOURCES = ["synth_ntu", "synth_mpii"]
 RETRIEVAL_MODELS = ["scratch", "stage1"] + VARIANTS
+FINETUNE_INITS = ["scratch"] + PARAMS["finetune"]["inits"]
+VERSATILITY_INITS = ["scratch"] + PARAMS["versatility"]["inits"]
+VERSATILITY_EXPERIMENTS = ["crossmodal", "missing"]
+VERSATILITY_TASK = "depth_parsing"
+VERSATILITY_DOMAIN = PARAMS["splits"]["tasks"][VERSATILITY_TASK]["domain"]
 
 
 
@@ -50,6 +56,12 @@ CODE = {
     "pretrain": TRAIN_CODE,
     "retrieval": TRAIN_CODE + ["hcmoco/eval/retrieval.py"],
 }
+# fine-tuning reads the backbones, the task heads, metrics and the split files
+TASK_CODE = ["hcmoco/data/shards.py", "hcmoco/data/splits.py", "hcmoco/data/transforms.py",
+             "hcmoco/train/curves.py", "hcmoco/train/finetune.py", "hcmoco/train/resume.py",
+             "hcmoco/train/runtime.py"] + _py("hcmoco/models", "hcmoco/tasks", "hcmoco/eval")
+CODE["finetune"] = TASK_CODE + ["hcmoco/train/grid.py", "hcmoco/train/task_data.py", "hcmoco/train/task_eval.py"]
+CODE["versatility"] = sorted(set(TASK_CODE + TRAIN_CODE + ["hcmoco/train/versatility.py"]))
 
 
 wildcard_constraints:
@@ -57,6 +69,8 @@ wildcard_constraints:
     task="|".join(TASKS),
     variant="|".join(VARIANTS),
     model="|".join(RETRIEVAL_MODELS),
+    init="|".join(sorted(set(FINETUNE_INITS + VERSATILITY_INITS))),
+    experiment="|".join(VERSATILITY_EXPERIMENTS),
 
 
 def synth_values(wildcards):
@@ -102,3 +116,31 @@ def preview_values(wildcards):
 def task_data(wildcards):
     """The processed domain directory a task's splits are drawn from."""
     return f"data/{PROFILE}/synth/{PARAMS['splits']['tasks'][wildcards.task]['domain']}"
+
+
+def init_model(wildcards):
+    """The pre-training output a fine-tuning job starts from (none for scratch)."""
+    return [] if wildcards.init == "scratch" else f"models/{PROFILE}/pretrain/{wildcards.init}"
+
+
+def init_model_arg(wildcards):
+    return "scratch" if wildcards.init == "scratch" else init_model(wildcards)
+
+
+FINETUNE_SHARED = ["fractions", "seeds", "device", "precision", "optimizer", "lr", "lr_min", "momentum",
+                   "weight_decay", "batch_size", "eval_batch_size", "epochs", "min_steps", "max_steps",
+                   "eval_every", "checkpoint_every", "freeze_backbone"]
+
+
+def finetune_values(wildcards):
+    """A grid job reads the shared fine-tuning keys, its task's head keys and its init's grid."""
+    keys = [f"finetune.{k}" for k in FINETUNE_SHARED] + [f"finetune.tasks.{wildcards.task}", "pretrain.backbone",
+                                                          f"splits.tasks.{wildcards.task}"]
+    return section_digest(PARAMS, *keys) + json.dumps(PARAMS["finetune"]["grids"].get(wildcards.init))
+
+
+def versatility_values(wildcards):
+    return section_digest(PARAMS, "versatility.fraction", "versatility.seeds",
+                          "versatility.steps", "versatility.batch_size", "versatility.lr",
+                          "versatility.eval_every", "finetune.device", "finetune.weight_decay", "finetune.lr_min",
+                          f"finetune.tasks.{VERSATILITY_TASK}", "pretrain.backbone", "pretrain.embed_dim")

@@ -1,0 +1,235 @@
+"""Versatility experiments (METHOD.md 5) on a parsing task whose samples hold RGB, depth and labels.
+
+    python -m hcmoco.train.versatility --profile default --experiment crossmodal --init hcmoco \\
+        --model models/default/pretrain/hcmoco --data data/default/synth/synth_parsing4k \\
+        --splits data/default/splits/depth_parsing --out results/default/versatility/crossmodal/init~hcmoco
+
+Both read the pre-trained model's dense embedding space (`model.pt`: encoder + dense head per
+modality, L2-normalised D-dim features at 1/4 resolution) and put a 1x1-conv classifier on it.
+- `crossmodal` (cross-modality supervision): encoders and dense heads frozen, the classifier is
+  trained with labels on one modality and tested on the other through the shared space, both
+  ways (rgb->depth, depth->rgb), beside the same-modality result.
+- `missing` (missing-modality inference): RGB-D parsing with fusion = element-wise max of the two
+  normalised dense maps, trained end to end; tested with RGB-D, RGB only and depth only.
+Per seed: `versatility.fraction` of the task's training split, `versatility.steps` steps, the
+state with the best validation mIoU in the training condition (labels of the source modality;
+RGB-D) is tested. Writes `<out>/seed~S/metrics.json`; finished seeds survive a kill (staged under
+checkpoints/), the output directory appears complete at the end.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from hcmoco.atomic import atomic_directory, atomic_write_text
+from hcmoco.cli_common import base_parser, run_cli
+from hcmoco.config import ParamsError
+from hcmoco.data.keypoints import COMMON_JOINTS
+from hcmoco.data.shards import ProcessedSplit
+from hcmoco.data.splits import fraction_file
+from hcmoco.data.transforms import normalise_depth, normalise_rgb
+from hcmoco.errors import HcmocoError
+from hcmoco.eval import SegmentationMeter
+from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
+from hcmoco.tasks import enet_class_weights, label_counts, segmentation_loss
+from hcmoco.train.finetune import _digest, _split, draw
+from hcmoco.train.pretrain import build_model
+from hcmoco.train.resume import checkpoint_dir
+from hcmoco.train.runtime import cosine_schedule, seed_everything, select_device
+from hcmoco.train.task_data import NUM_CLASSES
+
+EXPERIMENTS = ("crossmodal", "missing")
+TASK = "depth_parsing"  # the parsing task whose domain holds RGB, depth and labels
+FIELDS = ("rgb", "depth", "parsing")
+
+
+class DenseParser(nn.Module):
+    """Both image encoders + dense heads of a pre-trained HCMoCo, and a 1x1-conv classifier."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.encoders = nn.ModuleDict({"rgb": model.rgb_encoder, "depth": model.depth_encoder})
+        self.dense = nn.ModuleDict({"rgb": model.rgb_dense, "depth": model.depth_dense})
+        self.classifier = nn.Conv2d(model.rgb_dense.proj.out_channels, NUM_CLASSES, 1)
+
+    def embed(self, modality: str, x: torch.Tensor) -> torch.Tensor:
+        return self.dense[modality](self.encoders[modality](x))
+
+    def classify(self, feats: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        return F.interpolate(self.classifier(feats), size=size, mode="bilinear", align_corners=False)
+
+    def forward(self, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits from one modality, or from the element-wise max of both (fusion)."""
+        feats = [self.embed(m, x) for m, x in inputs.items()]
+        fused = feats[0] if len(feats) == 1 else torch.maximum(feats[0], feats[1])
+        return self.classify(fused, tuple(next(iter(inputs.values())).shape[-2:]))
+
+
+def load_parser(params: dict, model_dir: str) -> DenseParser:
+    model = build_model(params["pretrain"], len(COMMON_JOINTS))
+    if model_dir != "scratch":
+        path = Path(model_dir) / "model.pt"
+        if not path.is_file():
+            raise HcmocoError(f"{path}: pre-trained model not found")
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+    return DenseParser(model)
+
+
+def read(split: ProcessedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    arrays = split.take(indices, FIELDS)
+    return {"rgb": normalise_rgb(arrays["rgb"]), "depth": normalise_depth(arrays["depth"]),
+            "parsing": torch.from_numpy(arrays["parsing"].astype(np.int64))}
+
+
+def miou(net: DenseParser, split: ProcessedSplit, indices: np.ndarray, modalities: Sequence[str],
+         batch_size: int = 64, cache: dict | None = None) -> float:
+    """Test mIoU with the given input modalities; `cache` holds frozen embeddings per modality."""
+    net.eval()
+    meter = SegmentationMeter(NUM_CLASSES)
+    with torch.no_grad():
+        for lo in range(0, len(indices), batch_size):
+            batch = read(split, indices[lo:lo + batch_size])
+            if cache is not None:
+                (m,) = modalities
+                logits = net.classify(cache[m][lo:lo + batch_size], tuple(batch["parsing"].shape[-2:]))
+            else:
+                logits = net({m: batch[m] for m in modalities})
+            meter.update(logits.argmax(1), batch["parsing"])
+    return float(meter.compute()["miou"])
+
+
+def embeddings(net: DenseParser, split: ProcessedSplit, indices: np.ndarray, batch_size: int = 64) -> dict:
+    net.eval()
+    out = {"rgb": [], "depth": []}
+    with torch.no_grad():
+        for lo in range(0, len(indices), batch_size):
+            batch = read(split, indices[lo:lo + batch_size])
+            for m in out:
+                out[m].append(net.embed(m, batch[m]))
+    return {m: torch.cat(v) for m, v in out.items()}
+
+
+def train(net: DenseParser, split: ProcessedSplit, pool: np.ndarray, val: np.ndarray, modalities: Sequence[str],
+          cfg: dict, seed: int, weights: torch.Tensor | None, frozen: bool) -> tuple[float, int]:
+    """Train (classifier only when `frozen`), keep the best validation state; (val mIoU, step)."""
+    params = list(net.classifier.parameters()) if frozen else list(net.parameters())
+    net.requires_grad_(False)
+    for p in params:
+        p.requires_grad_(True)
+    opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
+    lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], cfg["steps"])
+    cache = {"train": embeddings(net, split, pool), "val": embeddings(net, split, val)} if frozen else None
+    best = (-1.0, 0, None)
+    for step in range(cfg["steps"]):
+        net.train(not frozen)
+        rows = draw(np.arange(len(pool)), seed, step, cfg["batch_size"])
+        labels = read(split, pool[rows])["parsing"] if frozen else None
+        if frozen:
+            (m,) = modalities
+            logits = net.classify(cache["train"][m][torch.from_numpy(rows)], tuple(labels.shape[-2:]))
+        else:
+            batch = read(split, pool[rows])
+            labels, logits = batch["parsing"], net({m: batch[m] for m in modalities})
+        for group in opt.param_groups:
+            group["lr"] = float(lrs[step])
+        loss = segmentation_loss(logits, labels, weights)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
+            score = miou(net, split, val, modalities, cache=cache["val"] if frozen else None)
+            if score > best[0]:
+                best = (score, step + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
+    net.load_state_dict(best[2])
+    return best[0], best[1]
+
+
+def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, splits: Path, seed: int) -> dict:
+    started = time.perf_counter()
+    vs, ft = params["versatility"], params["finetune"]
+    task = TASK
+    cfg = {**vs, "weight_decay": ft["weight_decay"], "lr_min": ft["lr_min"]}
+    select_device(ft["device"])  # the experiments run on CPU tensors; a bad device string still fails
+    seed_everything(seed)
+    train_split, test_split = ProcessedSplit(data / "train"), ProcessedSplit(data / "test")
+    for split in (train_split, test_split):
+        if missing := [f for f in FIELDS if f not in split.fields]:
+            raise HcmocoError(f"{split.path / 'index.json'}: versatility needs field(s) {', '.join(missing)}")
+    pool = _split(fraction_file(splits, vs["fraction"], seed), task)
+    val, test = _split(splits / "val.json", task), _split(splits / "test.json", task)
+    weights = None
+    if ft["tasks"][task].get("class_weights") == "enet":
+        weights = enet_class_weights(label_counts(train_split.take(pool, ["parsing"])["parsing"], NUM_CLASSES))
+    results, selection = {}, {}
+    if experiment == "crossmodal":
+        for source, target in (("rgb", "depth"), ("depth", "rgb")):
+            seed_everything(seed)
+            net = load_parser(params, model)
+            selection[source] = train(net, train_split, pool, val, [source], cfg, seed, weights, frozen=True)
+            test_cache = embeddings(net, test_split, test)
+            for m in (source, target):
+                results[f"{source}->{m}"] = miou(net, test_split, test, [m], cache=test_cache)
+    else:
+        net = load_parser(params, model)
+        selection["rgbd"] = train(net, train_split, pool, val, ["rgb", "depth"], cfg, seed, weights, frozen=False)
+        for name, modalities in (("rgbd", ["rgb", "depth"]), ("rgb", ["rgb"]), ("depth", ["depth"])):
+            results[f"rgbd->{name}"] = miou(net, test_split, test, modalities)
+    return {"experiment": experiment, "task": task, "metric": "miou", "init": init, "seed": seed,
+            "fraction": vs["fraction"], "results": results,
+            "selection": {k: {"val": v, "step": s} for k, (v, s) in selection.items()},
+            "train_size": len(pool), "val_size": len(val), "test_size": len(test), "steps": vs["steps"],
+            "seconds": round(time.perf_counter() - started, 2), "git": git_revision()}
+
+
+def run(params: dict, experiment: str, init: str, model: str, data: Path, splits: Path, out: Path,
+        log: RunLog | None = None) -> None:
+    if (init == "scratch") != (model == "scratch"):
+        raise ParamsError(f"--model: init {init!r} needs {'scratch' if init == 'scratch' else 'a model directory'}")
+    torch.set_num_threads(available_workers())
+    weights_file = None if model == "scratch" else Path(model) / "model.pt"
+    staging = checkpoint_dir(out, {"versatility": params["versatility"], "finetune": params["finetune"],
+                                   "pretrain": params["pretrain"], "experiment": experiment, "init": init,
+                                   "data": str(data), "splits": str(splits), "model": _digest(weights_file)})
+    for seed in params["versatility"]["seeds"]:
+        target = staging / f"seed~{seed}" / "metrics.json"
+        if not target.is_file():
+            metrics = run_seed(params, experiment, init, model, data, splits, seed)
+            atomic_write_text(target, json.dumps(metrics, indent=1))
+            print(f"{experiment} init~{init} seed~{seed}: " +
+                  ", ".join(f"{k} {v:.3f}" for k, v in metrics["results"].items()), flush=True)
+            if log:
+                log.event("seed", seed=seed, results=metrics["results"], seconds=metrics["seconds"])
+    with atomic_directory(out) as tmp:
+        for seed in params["versatility"]["seeds"]:
+            shutil.copytree(staging / f"seed~{seed}", tmp / f"seed~{seed}")
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--experiment", required=True, choices=EXPERIMENTS)
+    parser.add_argument("--init", required=True, help="scratch, or the pre-training output compared")
+    parser.add_argument("--model", required=True, help="scratch, or the pre-training output directory")
+    parser.add_argument("--data", required=True, help="processed domain directory with rgb, depth and parsing")
+    parser.add_argument("--splits", required=True, help="the versatility task's split directory")
+    parser.add_argument("--out", required=True, help="output directory")
+
+    def body(args, params):
+        out = Path(args.out)
+        log = RunLog(log_path_for(out), params, experiment=args.experiment, init=args.init)
+        run(params, args.experiment, args.init, args.model, Path(args.data), Path(args.splits), out, log)
+        log.event("done")
+
+    return run_cli(parser, body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
