@@ -17,6 +17,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/splits.smk"
 include: "workflow/rules/pretrain.smk"
 include: "workflow/rules/finetune.smk"
+include: "workflow/rules/aggregate.smk"
 
 
 rule all:
@@ -29,4 +30,5 @@ rule all:
         finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS,
                            init=VERSATILITY_INITS),
+        tables=rules.aggregate.output.tables,
     default_target: True

@@ -21,6 +21,14 @@ def atomic_write_text(path: str | Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
 @contextlib.contextmanager
 def atomic_directory(out: str | Path) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces `out`."""

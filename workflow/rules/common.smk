@@ -62,6 +62,7 @@ TASK_CODE = ["hcmoco/data/shards.py", "hcmoco/data/splits.py", "hcmoco/data/tran
              "hcmoco/train/runtime.py"] + _py("hcmoco/models", "hcmoco/tasks", "hcmoco/eval")
 CODE["finetune"] = TASK_CODE + ["hcmoco/train/grid.py", "hcmoco/train/task_data.py", "hcmoco/train/task_eval.py"]
 CODE["versatility"] = sorted(set(TASK_CODE + TRAIN_CODE + ["hcmoco/train/versatility.py"]))
+CODE["aggregate"] = ["hcmoco/atomic.py"] + _py("hcmoco/results")
 
 
 wildcard_constraints:
@@ -144,3 +145,13 @@ def versatility_values(wildcards):
                           "versatility.steps", "versatility.batch_size", "versatility.lr",
                           "versatility.eval_every", "finetune.device", "finetune.weight_decay", "finetune.lr_min",
                           f"finetune.tasks.{VERSATILITY_TASK}", "pretrain.backbone", "pretrain.embed_dim")
+
+
+def aggregate_values(wildcards):
+    """The tables read the task -> dataset mapping (reference numbers apply per dataset)."""
+    return section_digest(PARAMS, "splits.tasks")
+
+
+def results_root(wildcards, output):
+    """The profile's results folder: the one holding the metrics file."""
+    return str(Path(output.metrics).parent)

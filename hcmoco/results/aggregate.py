@@ -1,0 +1,123 @@
+"""Aggregate every run of a profile into the paper's tables, figures and DVC metrics/plots.
+
+    python -m hcmoco.results.aggregate --profile default --results results/default \\
+        --tables results/default/tables --figures results/default/figures \\
+        --metrics results/default/metrics.json --plots results/default/plots
+
+Writes `<tables>/<name>.{md,csv,tex}` per table, `all.md` (every table), `summary.csv` (per cell:
+expected where a reference number applies, ours, difference), `summary.md` (the README's
+results section); `<figures>/*.png`; `<metrics>` (main-metric means for `dvc metrics`); `<plots>`
+(per-task CSVs for `dvc plots`). Every output is written atomically.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Sequence
+
+from hcmoco.atomic import atomic_directory, atomic_write_text
+from hcmoco.cli_common import base_parser, run_cli
+from hcmoco.results import plots
+from hcmoco.results.collect import (TASK_METRICS, finetune_records, pretrain_histories, retrieval_records,
+                                    versatility_records)
+from hcmoco.results.summary import ablation_statements, finetune_statements, versatility_statements
+from hcmoco.results.tables import (ablation_table, percent, retrieval_table, task_tables, versatility_table)
+from hcmoco.runlog import RunLog, log_path_for
+
+SUMMARY_FIELDS = ["table", "row", "column", "metric", "expected", "ours", "std", "runs", "difference"]
+
+
+def build(params: dict, results: Path) -> dict:
+    ft, vs = finetune_records(results), versatility_records(results)
+    datasets = {task: spec["domain"] for task, spec in params["splits"]["tasks"].items()}
+    main = task_tables(ft, datasets)
+    extra = [ablation_table(ft), versatility_table(vs, "crossmodal"), versatility_table(vs, "missing"),
+             retrieval_table(retrieval_records(results))]
+    return {"finetune": ft, "versatility": vs, "tables": main + [t for t in extra if t is not None],
+            "histories": pretrain_histories(results)}
+
+
+def summary_markdown(profile: str, built: dict) -> str:
+    tables = {t.name: t for t in built["tables"]}
+    parts = [f"Profile `{profile}`: {len(built['finetune'])} fine-tuning results "
+             f"and {len(built['versatility'])} versatility measurements. Cells are mean ± std (runs) in %.", ""]
+    for task in TASK_METRICS:
+        if task in tables:
+            parts.append(tables[task].markdown())
+    for name in ("ablation", "crossmodal", "missing"):
+        if name in tables:
+            parts.append(tables[name].markdown())
+    for title, lines in (("HCMoCo against the baselines at small label fractions", finetune_statements(built["finetune"])),
+                         ("Loss ablations", ablation_statements(built["finetune"])),
+                         ("Versatility", versatility_statements(built["versatility"]))):
+        parts += [f"**{title}.**", "", *(lines or ["- no runs."]), ""]
+    return "\n".join(parts)
+
+
+def metrics_json(built: dict) -> dict:
+    """{task: {init: {fraction: mean %}}} of each task's main metric, for `dvc metrics`."""
+    out: dict = {}
+    for t in built["tables"]:
+        for n in t.numbers:
+            if n["table"] in TASK_METRICS and n["ours"] != "n/a":
+                out.setdefault(n["table"], {}).setdefault(n["row"], {})[n["column"]] = n["ours"]
+            elif n["table"] in ("crossmodal", "missing") and n["ours"] != "n/a":
+                key = n["column"].replace("→", " to ")
+                out.setdefault(n["table"], {}).setdefault(n["row"], {})[key] = n["ours"]
+    return out
+
+
+def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path, plot_data: Path) -> None:
+    with atomic_directory(tables) as tmp:
+        for t in built["tables"]:
+            for ext, text in (("md", t.markdown()), ("csv", t.csv()), ("tex", t.latex())):
+                (tmp / f"{t.name}.{ext}").write_text(text)
+        (tmp / "all.md").write_text("\n".join(t.markdown() for t in built["tables"]))
+        buf = io.StringIO()
+        writer = csv.DictWriter(buf, SUMMARY_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(n for t in built["tables"] for n in t.numbers)
+        (tmp / "summary.csv").write_text(buf.getvalue())
+        (tmp / "summary.md").write_text(summary_markdown(params["profile"], built))
+    with atomic_directory(figures) as tmp:
+        for task in TASK_METRICS:
+            plots.fraction_plot(built["finetune"], task, tmp / f"fractions_{task}.png")
+        plots.pretrain_plot(built["histories"], tmp / "pretrain_losses.png")
+    with atomic_directory(plot_data) as tmp:
+        for task in TASK_METRICS:
+            metric = TASK_METRICS[task][0][0]
+            series = plots.fraction_series(built["finetune"], task, metric)
+            fractions = sorted({p[0] for pts in series.values() for p in pts})
+            rows = [{"fraction_percent": round(f * 100, 4), **{init: next((round(p[1], 4) for p in pts if p[0] == f), "")
+                                                      for init, pts in series.items()}} for f in fractions]
+            buf = io.StringIO()
+            writer = csv.DictWriter(buf, ["fraction_percent", *series], lineterminator="\n")
+            writer.writeheader()
+            writer.writerows(rows)
+            (tmp / f"{task}.csv").write_text(buf.getvalue())
+    atomic_write_text(metrics, json.dumps(metrics_json(built), indent=1, sort_keys=True))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--results", required=True, help="the profile's results folder (runs are read from it)")
+    parser.add_argument("--tables", required=True, help="output folder of the tables")
+    parser.add_argument("--figures", required=True, help="output folder of the figures")
+    parser.add_argument("--metrics", required=True, help="output JSON for dvc metrics")
+    parser.add_argument("--plots", required=True, help="output folder of the CSVs for dvc plots")
+
+    def body(args, params):
+        log = RunLog(log_path_for(Path(args.tables)), params)
+        built = build(params, Path(args.results))
+        write(params, built, Path(args.tables), Path(args.figures), Path(args.metrics), Path(args.plots))
+        log.event("done", tables=[t.name for t in built["tables"]], runs=len(built["finetune"]))
+        print(f"{args.tables}: {len(built['tables'])} tables from {len(built['finetune'])} fine-tuning "
+              f"and {len(built['versatility'])} versatility measurements")
+
+    return run_cli(parser, body, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

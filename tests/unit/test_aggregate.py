@@ -1,0 +1,126 @@
+"""The aggregator on hand-made metric files: cells, n/a, mean ± std, reference numbers, formats."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from hcmoco.results import aggregate
+from hcmoco.results.collect import finetune_records, versatility_records
+from hcmoco.results.stats import cell
+from hcmoco.results.summary import ablation_statements, compare, finetune_statements
+from hcmoco.results.tables import ablation_table, task_tables, versatility_table
+
+
+def put(root, task, init, fraction, seed, value, **details):
+    path = root / f"finetune/{task}/init~{init}/fraction~{fraction:g}/seed~{seed}/metrics.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    metric = {"parsing": "miou", "depth_parsing": "miou", "pose3d": "map_10cm", "densepose": "gps_ap"}[task]
+    path.write_text(json.dumps({"task": task, "metric": metric, "test": value, "init": init, "fraction": fraction,
+                                "seed": seed, "seconds": 1.0, "test_details": details}))
+
+
+@pytest.fixture
+def results(tmp_path):
+    for seed, value in ((0, 0.10), (1, 0.20)):
+        put(tmp_path, "parsing", "scratch", 0.1, seed, value)
+    put(tmp_path, "parsing", "hcmoco", 0.1, 0, 0.30)
+    put(tmp_path, "parsing", "hcmoco", 1.0, 0, None)  # undefined metric: counted out
+    put(tmp_path, "parsing", "scratch", 1.0, 0, 0.50)
+    put(tmp_path, "densepose", "hcmoco", 0.1, 0, 0.0, gpsm_ap=0.01, mean_gps=0.25)
+    v = tmp_path / "versatility/crossmodal/init~hcmoco/seed~0/metrics.json"
+    v.parent.mkdir(parents=True)
+    v.write_text(json.dumps({"experiment": "crossmodal", "init": "hcmoco", "seed": 0,
+                             "results": {"rgb->rgb": 0.4, "rgb->depth": 0.2}}))
+    return tmp_path
+
+
+def rows(table):
+    return {label: cells for label, cells in table.rows}
+
+
+def test_cells_are_mean_std_and_runs_or_na(results):
+    (parsing, *_), = [task_tables(finetune_records(results), {"parsing": "synth_h36m"})[:1]]
+    assert parsing.columns == ["10%", "100%"]
+    assert rows(parsing)["scratch (random init)"] == [f"15.0 ± {np.std([10, 20], ddof=1):.1f} (2)", "50.0 ± 0.0 (1)"]
+    assert rows(parsing)["HCMoCo"] == ["30.0 ± 0.0 (1)", "n/a"]
+    assert rows(parsing)["HCMoCo (paper)"] == ["n/a", "n/a"]  # SynthHuman: no reference applies
+
+
+def test_reference_numbers_only_where_the_dataset_matches(results):
+    parsing = task_tables(finetune_records(results), {"parsing": "h36m"})[0]
+    assert rows(parsing)["HCMoCo (paper)"] == ["58.28", "62.50"]
+    hc = [n for n in parsing.numbers if n["row"] == "hcmoco" and n["column"] == "10%"][0]
+    assert hc["expected"] == 58.28 and hc["ours"] == 30.0 and hc["difference"] == pytest.approx(-28.28)
+    scratch = [n for n in parsing.numbers if n["row"] == "scratch"][0]
+    assert scratch["expected"] == "n/a" and scratch["difference"] == "n/a"
+
+
+def test_densepose_gets_one_table_per_metric(results):
+    names = {t.name: t for t in task_tables(finetune_records(results), {})}
+    assert {"densepose", "densepose_gpsm_ap", "densepose_mean_gps"} <= set(names)
+    assert rows(names["densepose_mean_gps"])["HCMoCo"] == ["25.0 ± 0.0 (1)"]
+
+
+def test_formats_agree(results):
+    table = task_tables(finetune_records(results), {})[0]
+    parsed = list(csv.reader(io.StringIO(table.csv())))
+    assert parsed[0] == ["init", "10%", "100%"] and parsed[1:] == [[label, *cells] for label, cells in table.rows]
+    assert "| HCMoCo | 30.0 ± 0.0 (1) | n/a |" in table.markdown()
+    tex = table.latex()
+    assert r"30.0 $\pm$ 0.0 (1)" in tex and r"10\%" in tex and "\\begin{tabular}{lcc}" in tex
+
+
+def test_std_is_the_sample_std():
+    values = [0.1, 0.4, 0.25]
+    c = cell(values + [None])
+    assert c.n == 3 and c.runs == 4
+    assert c.std == pytest.approx(np.std(values, ddof=1)) and c.mean == pytest.approx(np.mean(values))
+    assert cell([]).text() == "n/a"
+
+
+def test_versatility_and_ablation_tables(results):
+    t = versatility_table(versatility_records(results), "crossmodal")
+    assert t.columns == ["RGB→RGB", "RGB→depth"] and rows(t)["HCMoCo"] == ["40.0 ± 0.0 (1)", "20.0 ± 0.0 (1)"]
+    assert ablation_table(finetune_records(results)) is None  # fewer than two ablation rows ran
+    for init, value in (("sample", 0.2), ("hcmoco_nodense", 0.25)):
+        put(results, "parsing", init, 0.1, 0, value)
+    t = ablation_table(finetune_records(results))
+    assert t.columns == ["parsing 10%"]
+    assert rows(t) == {"sample-level (CMC)": ["20.0 ± 0.0 (1)"], "HCMoCo w/o dense": ["25.0 ± 0.0 (1)"],
+                       "HCMoCo": ["30.0 ± 0.0 (1)"]}
+
+
+def test_statements_compare_against_the_seed_spread(results):
+    assert "beyond the seed spread" in compare(cell([0.5, 0.52]), cell([0.2, 0.21]))
+    assert "within the seed spread" in compare(cell([0.5, 0.7]), cell([0.45, 0.6]))
+    assert compare(cell([]), cell([0.1])) is None
+    lines = finetune_statements(finetune_records(results))
+    assert lines == ["- RGB human parsing, 10% labels, mIoU: HCMoCo vs scratch (random init) +15.0 points "
+                     "(30.0 ± 0.0 vs 15.0 ± 7.1, one seed, no spread to compare with)."]
+    put(results, "parsing", "sample", 0.1, 0, 0.2)
+    put(results, "parsing", "hcmoco_nodense", 0.1, 0, 0.35)
+    put(results, "parsing", "hcmoco_nosparse", 0.1, 0, 0.25)
+    text = "\n".join(ablation_statements(finetune_records(results)))
+    assert "holds in 0 of 1" in text and "not the paper order" in text
+
+
+def test_cli_writes_every_output(results, tmp_path, monkeypatch, repo_root):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    code = aggregate.main(["--params", str(repo_root / "params/params.yaml"), "--profile", "smoke",
+                           "--results", str(results), "--tables", str(out / "tables"), "--figures",
+                           str(out / "figures"), "--metrics", str(out / "metrics.json"), "--plots", str(out / "plots")])
+    assert code == 0
+    for name in ("parsing", "densepose", "crossmodal"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / f"tables/{name}.{ext}").is_file()
+    assert (out / "figures/fractions_parsing.png").stat().st_size > 5000
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["parsing"]["scratch"] == {"10%": 15.0, "100%": 50.0}
+    plot = list(csv.DictReader((out / "plots/parsing.csv").open()))
+    assert plot[0] == {"fraction_percent": "10.0", "scratch": "15.0", "hcmoco": "30.0"}
+    summary = list(csv.DictReader((out / "tables/summary.csv").open()))
+    assert all(r["ours"] == "n/a" or float(r["ours"]) >= 0 for r in summary)
+    assert "HCMoCo vs scratch" in (out / "tables/summary.md").read_text()
