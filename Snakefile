@@ -27,8 +27,7 @@ rule all:
         splits=expand(rules.split.output.splits, task=TASKS),
         pretrained=expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
         retrieval=expand(rules.retrieval.output.json, model=RETRIEVAL_MODELS),
-        finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
-        versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS,
-                           init=VERSATILITY_INITS),
+        finetuned=expand(rules.finetune.output.grid, task=TASKS),
+        versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         tables=rules.aggregate.output.tables,
     default_target: True

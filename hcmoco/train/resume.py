@@ -40,5 +40,10 @@ def load_checkpoint(directory: Path) -> dict | None:
 
 
 def clear_checkpoints(directory: Path) -> None:
-    """Called once the run's outputs are complete: the checkpoint has served its purpose."""
+    """Called once the run's outputs are complete: the checkpoint has served its purpose. Empty
+    parent folders up to `checkpoints/` go too."""
     shutil.rmtree(directory, ignore_errors=True)
+    for parent in Path(directory).parents:
+        if parent.name == CHECKPOINT_ROOT.name or not parent.is_dir() or any(parent.iterdir()):
+            break
+        parent.rmdir()

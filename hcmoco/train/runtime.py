@@ -37,7 +37,9 @@ def seed_everything(seed: int, deterministic: bool = True) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-    if deterministic:
+    if deterministic and torch.cuda.is_available():
+        # CPU kernels are deterministic already; the switch also imports torch's compiler
+        # stack (about 2 s per process), so it is only thrown where it matters
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
 

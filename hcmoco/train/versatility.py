@@ -1,8 +1,8 @@
 """Versatility experiments (METHOD.md 5) on a parsing task whose samples hold RGB, depth and labels.
 
-    python -m hcmoco.train.versatility --profile default --experiment crossmodal --init hcmoco \\
-        --model models/default/pretrain/hcmoco --data data/default/synth/synth_parsing4k \\
-        --splits data/default/splits/depth_parsing --out results/default/versatility/crossmodal/init~hcmoco
+    python -m hcmoco.train.versatility --profile default --experiment crossmodal \\
+        --pretrained models/default/pretrain --data data/default/synth/synth_parsing4k \\
+        --splits data/default/splits/depth_parsing --out results/default/versatility/crossmodal
 
 Both read the pre-trained model's dense embedding space (`model.pt`: encoder + dense head per
 modality, L2-normalised D-dim features at 1/4 resolution) and put a 1x1-conv classifier on it.
@@ -11,10 +11,11 @@ modality, L2-normalised D-dim features at 1/4 resolution) and put a 1x1-conv cla
   ways (rgb->depth, depth->rgb), beside the same-modality result.
 - `missing` (missing-modality inference): RGB-D parsing with fusion = element-wise max of the two
   normalised dense maps, trained end to end; tested with RGB-D, RGB only and depth only.
-Per seed: `versatility.fraction` of the task's training split, `versatility.steps` steps, the
+For scratch (random weights) and each of `versatility.inits` (`<pretrained>/<init>/model.pt`),
+per seed: `versatility.fraction` of the task's training split, `versatility.steps` steps, the
 state with the best validation mIoU in the training condition (labels of the source modality;
-RGB-D) is tested. Writes `<out>/seed~S/metrics.json`; finished seeds survive a kill (staged under
-checkpoints/), the output directory appears complete at the end.
+RGB-D) is tested. Writes `<out>/init~I/seed~S/metrics.json`; finished runs survive a kill
+(staged under checkpoints/), the output directory appears complete at the end.
 """
 from __future__ import annotations
 
@@ -31,7 +32,6 @@ from torch import nn
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import ParamsError
 from hcmoco.data.keypoints import COMMON_JOINTS
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.splits import fraction_file
@@ -42,7 +42,7 @@ from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
 from hcmoco.tasks import enet_class_weights, label_counts, segmentation_loss
 from hcmoco.train.finetune import _digest, _split, draw
 from hcmoco.train.pretrain import build_model
-from hcmoco.train.resume import checkpoint_dir
+from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
 from hcmoco.train.runtime import cosine_schedule, seed_everything, select_device
 from hcmoco.train.task_data import NUM_CLASSES
 
@@ -189,43 +189,48 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
             "seconds": round(time.perf_counter() - started, 2), "git": git_revision()}
 
 
-def run(params: dict, experiment: str, init: str, model: str, data: Path, splits: Path, out: Path,
+def run(params: dict, experiment: str, pretrained: Path, data: Path, splits: Path, out: Path,
         log: RunLog | None = None) -> None:
-    if (init == "scratch") != (model == "scratch"):
-        raise ParamsError(f"--model: init {init!r} needs {'scratch' if init == 'scratch' else 'a model directory'}")
     torch.set_num_threads(available_workers())
-    weights_file = None if model == "scratch" else Path(model) / "model.pt"
-    staging = checkpoint_dir(out, {"versatility": params["versatility"], "finetune": params["finetune"],
-                                   "pretrain": params["pretrain"], "experiment": experiment, "init": init,
-                                   "data": str(data), "splits": str(splits), "model": _digest(weights_file)})
-    for seed in params["versatility"]["seeds"]:
-        target = staging / f"seed~{seed}" / "metrics.json"
-        if not target.is_file():
-            metrics = run_seed(params, experiment, init, model, data, splits, seed)
-            atomic_write_text(target, json.dumps(metrics, indent=1))
-            print(f"{experiment} init~{init} seed~{seed}: " +
-                  ", ".join(f"{k} {v:.3f}" for k, v in metrics["results"].items()), flush=True)
-            if log:
-                log.event("seed", seed=seed, results=metrics["results"], seconds=metrics["seconds"])
+    plan = []  # (init, model, seed, staged metrics path)
+    for init in ["scratch", *params["versatility"]["inits"]]:
+        model = "scratch" if init == "scratch" else str(pretrained / init)
+        weights = None if init == "scratch" else pretrained / init / "model.pt"
+        if weights is not None and not weights.is_file():
+            raise HcmocoError(f"{weights}: pre-trained model not found (versatility.inits names {init!r})")
+        staging = checkpoint_dir(out / f"init~{init}", {
+            "versatility": params["versatility"], "finetune": params["finetune"], "pretrain": params["pretrain"],
+            "experiment": experiment, "init": init, "data": str(data), "splits": str(splits),
+            "model": _digest(weights)})
+        plan += [(init, model, seed, staging / f"seed~{seed}" / "metrics.json") for seed in params["versatility"]["seeds"]]
+    for init, model, seed, target in plan:
+        if target.is_file():
+            continue
+        metrics = run_seed(params, experiment, init, model, data, splits, seed)
+        atomic_write_text(target, json.dumps(metrics, indent=1))
+        print(f"{experiment} init~{init} seed~{seed}: " +
+              ", ".join(f"{k} {v:.3f}" for k, v in metrics["results"].items()), flush=True)
+        if log:
+            log.event("run", init=init, seed=seed, results=metrics["results"], seconds=metrics["seconds"])
     with atomic_directory(out) as tmp:
-        for seed in params["versatility"]["seeds"]:
-            shutil.copytree(staging / f"seed~{seed}", tmp / f"seed~{seed}")
-    shutil.rmtree(staging, ignore_errors=True)
+        for init, _, seed, target in plan:
+            shutil.copytree(target.parent, tmp / f"init~{init}" / f"seed~{seed}")
+    for *_, target in plan:
+        clear_checkpoints(target.parents[1])
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--experiment", required=True, choices=EXPERIMENTS)
-    parser.add_argument("--init", required=True, help="scratch, or the pre-training output compared")
-    parser.add_argument("--model", required=True, help="scratch, or the pre-training output directory")
+    parser.add_argument("--pretrained", required=True, help="folder of the pre-training outputs (versatility.inits)")
     parser.add_argument("--data", required=True, help="processed domain directory with rgb, depth and parsing")
     parser.add_argument("--splits", required=True, help="the versatility task's split directory")
     parser.add_argument("--out", required=True, help="output directory")
 
     def body(args, params):
         out = Path(args.out)
-        log = RunLog(log_path_for(out), params, experiment=args.experiment, init=args.init)
-        run(params, args.experiment, args.init, args.model, Path(args.data), Path(args.splits), out, log)
+        log = RunLog(log_path_for(out), params, experiment=args.experiment)
+        run(params, args.experiment, Path(args.pretrained), Path(args.data), Path(args.splits), out, log)
         log.event("done")
 
     return run_cli(parser, body, argv)

@@ -124,3 +124,15 @@ def test_cli_writes_every_output(results, tmp_path, monkeypatch, repo_root):
     summary = list(csv.DictReader((out / "tables/summary.csv").open()))
     assert all(r["ours"] == "n/a" or float(r["ours"]) >= 0 for r in summary)
     assert "HCMoCo vs scratch" in (out / "tables/summary.md").read_text()
+
+
+def test_readme_section_is_replaced_between_the_markers(tmp_path):
+    from hcmoco.results.readme import BEGIN, END, main
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{BEGIN}\nold numbers\n{END}\n\n## after\n")
+    (tmp_path / "summary.md").write_text("Profile `default`.\n\n### Table\n\n| a |\n")
+    assert main(["--summary", str(tmp_path / "summary.md"), "--readme", str(readme)]) == 0
+    text = readme.read_text()
+    assert "old numbers" not in text and "#### Table" in text and text.endswith(f"{END}\n\n## after\n")
+    readme.write_text("no markers")
+    assert main(["--summary", str(tmp_path / "summary.md"), "--readme", str(readme)]) == 2

@@ -19,7 +19,7 @@ def test_dry_run_plans_every_rule(repo_root, venv_env, profile):
     for job in jobs.values():
         rules[job["rule"]] = rules.get(job["rule"], 0) + 1
     assert rules == {"generate": 6, "preview": 6, "split": 4, "pretrain_stage1": 1, "pretrain_stage2": 4,
-                     "retrieval": 6, "finetune": 20, "versatility": 6, "aggregate": 1}
+                     "retrieval": 6, "finetune": 4, "versatility": 2, "aggregate": 1}
     assert all(any(f"{root}/{profile}/" in out for root in ("data", "results", "models") for out in job["outputs"])
                for job in jobs.values())
 

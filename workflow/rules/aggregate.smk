@@ -3,9 +3,8 @@
 
 rule aggregate:
     input:
-        finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
-        versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS,
-                           init=VERSATILITY_INITS),
+        finetuned=expand(rules.finetune.output.grid, task=TASKS),
+        versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         retrieval=expand(rules.retrieval.output.json, model=RETRIEVAL_MODELS),
         curves=[rules.pretrain_stage1.output.curves] + expand(rules.pretrain_stage2.output.curves, variant=VARIANTS),
         code=CODE["aggregate"],

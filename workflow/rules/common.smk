@@ -1,5 +1,4 @@
 # Helpers only: parameters, input functions, wildcard constraints. No rules here.
-import json
 from pathlib import Path
 
 from hcmoco.config import ParamsError, load_params, section_digest
@@ -31,8 +30,6 @@ VARIANTS = list(PARAMS["pretrain"]["variants"])
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
 PRETRAIN_SOURCES = ["synth_ntu", "synth_mpii"]
 RETRIEVAL_MODELS = ["scratch", "stage1"] + VARIANTS
-FINETUNE_INITS = ["scratch"] + PARAMS["finetune"]["inits"]
-VERSATILITY_INITS = ["scratch"] + PARAMS["versatility"]["inits"]
 VERSATILITY_EXPERIMENTS = ["crossmodal", "missing"]
 VERSATILITY_TASK = "depth_parsing"
 VERSATILITY_DOMAIN = PARAMS["splits"]["tasks"][VERSATILITY_TASK]["domain"]
@@ -70,7 +67,6 @@ wildcard_constraints:
     task="|".join(TASKS),
     variant="|".join(VARIANTS),
     model="|".join(RETRIEVAL_MODELS),
-    init="|".join(sorted(set(FINETUNE_INITS + VERSATILITY_INITS))),
     experiment="|".join(VERSATILITY_EXPERIMENTS),
 
 
@@ -119,29 +115,25 @@ def task_data(wildcards):
     return f"data/{PROFILE}/synth/{PARAMS['splits']['tasks'][wildcards.task]['domain']}"
 
 
-def init_model(wildcards):
-    """The pre-training output a fine-tuning job starts from (none for scratch)."""
-    return [] if wildcards.init == "scratch" else f"models/{PROFILE}/pretrain/{wildcards.init}"
+def pretrained_root(wildcards):
+    """The folder of the pre-training outputs the fine-tuning inits name."""
+    return f"models/{PROFILE}/pretrain"
 
 
-def init_model_arg(wildcards):
-    return "scratch" if wildcards.init == "scratch" else init_model(wildcards)
-
-
-FINETUNE_SHARED = ["fractions", "seeds", "device", "precision", "optimizer", "lr", "lr_min", "momentum",
+FINETUNE_SHARED = ["inits", "grids", "fractions", "seeds", "device", "precision", "optimizer", "lr", "lr_min", "momentum",
                    "weight_decay", "batch_size", "eval_batch_size", "epochs", "min_steps", "max_steps",
                    "eval_every", "checkpoint_every", "freeze_backbone"]
 
 
 def finetune_values(wildcards):
-    """A grid job reads the shared fine-tuning keys, its task's head keys and its init's grid."""
+    """A grid job reads the shared fine-tuning keys and its task's head keys."""
     keys = [f"finetune.{k}" for k in FINETUNE_SHARED] + [f"finetune.tasks.{wildcards.task}", "pretrain.backbone",
                                                           f"splits.tasks.{wildcards.task}"]
-    return section_digest(PARAMS, *keys) + json.dumps(PARAMS["finetune"]["grids"].get(wildcards.init))
+    return section_digest(PARAMS, *keys)
 
 
 def versatility_values(wildcards):
-    return section_digest(PARAMS, "versatility.fraction", "versatility.seeds",
+    return section_digest(PARAMS, "versatility.inits", "versatility.fraction", "versatility.seeds",
                           "versatility.steps", "versatility.batch_size", "versatility.lr",
                           "versatility.eval_every", "finetune.device", "finetune.weight_decay", "finetune.lr_min",
                           f"finetune.tasks.{VERSATILITY_TASK}", "pretrain.backbone", "pretrain.embed_dim")

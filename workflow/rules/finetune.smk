@@ -1,21 +1,21 @@
-# Downstream fine-tuning: one job per (task, init) runs every (fraction, seed) cell of the grid;
-# the versatility experiments on the parsing task with RGB, depth and labels.
+# Downstream fine-tuning: one job per task runs every init x fraction x seed cell of its grid;
+# one job per versatility experiment runs every init x seed.
 
 
 rule finetune:
     input:
-        model=init_model,
+        models=expand(rules.pretrain_stage2.output.model, variant=PARAMS["finetune"]["inits"]),
         data=task_data,
         splits=rules.split.output.splits,
         code=CODE["finetune"],
     output:
-        grid=directory(f"results/{PROFILE}/finetune/{{task}}/init~{{init}}"),
+        grid=directory(f"results/{PROFILE}/finetune/{{task}}"),
     log:
-        f"logs/results/{PROFILE}/finetune/{{task}}/init~{{init}}.jsonl",
+        f"logs/results/{PROFILE}/finetune/{{task}}.jsonl",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
-        model=init_model_arg,
+        pretrained=pretrained_root,
         values=finetune_values,
     conda:
         "../envs/hcmoco.yaml"
@@ -24,24 +24,23 @@ rule finetune:
         mem_mb=3000,
     shell:
         "python -m hcmoco.train.grid --params {params.file} --profile {params.profile} --task {wildcards.task}"
-        " --init {wildcards.init} --model {params.model} --data {input.data} --splits {input.splits}"
-        " --out {output.grid}"
+        " --pretrained {params.pretrained} --data {input.data} --splits {input.splits} --out {output.grid}"
 
 
 rule versatility:
     input:
-        model=init_model,
+        models=expand(rules.pretrain_stage2.output.model, variant=PARAMS["versatility"]["inits"]),
         data=f"data/{PROFILE}/synth/{VERSATILITY_DOMAIN}",
         splits=f"data/{PROFILE}/splits/{VERSATILITY_TASK}",
         code=CODE["versatility"],
     output:
-        runs=directory(f"results/{PROFILE}/versatility/{{experiment}}/init~{{init}}"),
+        runs=directory(f"results/{PROFILE}/versatility/{{experiment}}"),
     log:
-        f"logs/results/{PROFILE}/versatility/{{experiment}}/init~{{init}}.jsonl",
+        f"logs/results/{PROFILE}/versatility/{{experiment}}.jsonl",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
-        model=init_model_arg,
+        pretrained=pretrained_root,
         values=versatility_values,
     conda:
         "../envs/hcmoco.yaml"
@@ -50,5 +49,5 @@ rule versatility:
         mem_mb=3000,
     shell:
         "python -m hcmoco.train.versatility --params {params.file} --profile {params.profile}"
-        " --experiment {wildcards.experiment} --init {wildcards.init} --model {params.model}"
+        " --experiment {wildcards.experiment} --pretrained {params.pretrained}"
         " --data {input.data} --splits {input.splits} --out {output.runs}"
