@@ -6,6 +6,8 @@ positives (M^b_i) and uniformly drawn negatives (M^b_j), and updated after the o
 init: they then serve as negatives that are easy but harmless):
     M^b_i <- normalise(m M^b_i + (1 - m) g^b_i),  m = 0.5.
 The banks are buffers, so they travel with the state dict (stage 2 resumes stage 1's bank).
+In a multi-process run every process holds a full copy and applies the same update with the
+all-gathered batch (hcmoco/train/distributed.py), so the copies never diverge.
 """
 from __future__ import annotations
 

@@ -10,6 +10,8 @@ weights (params `pretrain.variants`). The output directory receives `model.pt` (
 heads, bank), `rgb_backbone.pt`, `depth_backbone.pt` and `metrics.json`; `--curves` receives
 the loss curves (dvclive). Checkpoints every `checkpoint_every` steps go to `checkpoints/`; a
 re-run resumes from the last one and ends with the same weights as an uninterrupted run.
+`torchrun --nproc-per-node N -m hcmoco.train.pretrain ...` trains on N processes with the same
+global batch and the same loss (see hcmoco/train/distributed.py); process 0 writes everything.
 """
 from __future__ import annotations
 
@@ -30,43 +32,49 @@ from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss,
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.curves import write_curves
+from hcmoco.train.distributed import Dist, ShardedHCMoCo, data_parallel, process_group
 from hcmoco.train.pretrain_data import PretrainingData
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
-from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
+from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything
 
 STAGE1_WEIGHTS = {"dense": 0.0, "sparse_intra": 0.0, "sparse_inter": 0.0}
 
 
-def build_model(cfg: dict, num_joints: int) -> HCMoCo:
-    return HCMoCo(HRNetConfig.preset(cfg["backbone"]), num_joints, COMMON_EDGES, embed_dim=cfg["embed_dim"])
+def build_model(cfg: dict, num_joints: int, dist: Dist = Dist()) -> HCMoCo:
+    cls = ShardedHCMoCo if dist.enabled else HCMoCo  # same parameters; see ShardedHCMoCo
+    return cls(HRNetConfig.preset(cfg["backbone"]), num_joints, COMMON_EDGES, embed_dim=cfg["embed_dim"])
 
 
 def step_losses(model: HCMoCo, bank: MemoryBank | None, batch: dict, weights: dict, cfg: dict,
-                gen: torch.Generator) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """Forward one batch and compute every objective with a non-zero weight.
+                gen: torch.Generator, dist: Dist = Dist()) -> tuple[dict[str, torch.Tensor], dict]:
+    """Forward this process's rows of the batch and compute every objective with a non-zero
+    weight, each over the whole (all-gathered) batch.
 
-    Returns ({term: scalar}, the global embeddings for the bank update)."""
+    Returns ({term: scalar}, {"index", "has_depth", "g": the global embeddings} for the bank update)."""
     needs_dense = weights["dense"] > 0 or weights["sparse_intra"] > 0 or weights["sparse_inter"] > 0
     out = model(batch["rgb"], batch["depth"], batch["keypoints"], batch["visible"], batch["has_depth"],
                 joint_cells=batch["joint_cells"] if needs_dense else None, dense=needs_dense)
-    g = {"rgb": out["g_rgb"], "depth": out["g_depth"], "keypoints": out["g_kp"]}
+    g = {"rgb": dist.gather(out["g_rgb"]), "depth": dist.gather(out["g_depth"]),
+         "keypoints": dist.gather(out["g_kp"])}
+    index, has_depth = dist.gather(batch["index"]), dist.gather(batch["has_depth"])
     if bank is None:  # sample_contrast: batch
-        terms = {"sample": batch_contrast_loss(g, batch["has_depth"], cfg["tau"])}
+        terms = {"sample": batch_contrast_loss(g, has_depth, cfg["tau"])}
     else:
-        negatives = bank.sample_negatives(cfg["negatives"], len(batch["index"]), gen)
-        terms = {"sample": sample_contrast_loss(g, bank.banks(), batch["index"], negatives, batch["has_depth"],
-                                                cfg["tau"])}
-    if weights["dense"] > 0:
-        cells = sample_foreground_cells(batch["foreground"], cfg["dense_cells"], gen)
+        negatives = bank.sample_negatives(cfg["negatives"], len(index), gen)
+        terms = {"sample": sample_contrast_loss(g, bank.banks(), index, negatives, has_depth, cfg["tau"])}
+    if weights["dense"] > 0:  # cells drawn for the whole batch: the draw does not depend on W
+        cells = dist.local(sample_foreground_cells(dist.gather(batch["foreground"]), cfg["dense_cells"], gen))
         usable = batch["has_depth"] & batch["foreground"].flatten(1).any(1)
-        terms["dense"] = dense_contrast_loss(out["f_rgb"], out["f_depth"], cells, usable, cfg["tau"])
+        terms["dense"] = dist.share(dense_contrast_loss(out["f_rgb"], out["f_depth"], cells, usable, cfg["tau"]),
+                                    usable.sum())
+    if weights["sparse_intra"] > 0 or weights["sparse_inter"] > 0:
+        j_rgb, j_depth, visible = dist.gather(out["j_rgb"]), dist.gather(out["j_depth"]), dist.gather(batch["visible"])
     if weights["sparse_intra"] > 0:
-        terms["sparse_intra"] = sparse_intra_loss(out["j_rgb"], out["j_depth"], out["h_kp"], batch["visible"],
-                                                  batch["has_depth"], cfg["tau"])
+        terms["sparse_intra"] = sparse_intra_loss(j_rgb, j_depth, dist.gather(out["h_kp"]), visible, has_depth,
+                                                  cfg["tau"])
     if weights["sparse_inter"] > 0:
-        terms["sparse_inter"] = sparse_inter_loss(out["j_rgb"], out["j_depth"], batch["visible"],
-                                                  batch["has_depth"], cfg["tau"])
-    return terms, g
+        terms["sparse_inter"] = sparse_inter_loss(j_rgb, j_depth, visible, has_depth, cfg["tau"])
+    return terms, {"index": index, "has_depth": has_depth, "g": g}
 
 
 def make_optimizer(cfg: dict, params) -> torch.optim.Optimizer:
@@ -86,8 +94,17 @@ def bank_state(bank: MemoryBank | None) -> dict:
 
 def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out: Path, curves: Path | None,
              init: Path | None = None, log: RunLog | None = None, stop_after: int | None = None) -> dict:
-    """Train one stage; writes `out` atomically. `stop_after` ends early (a simulated kill)."""
-    device = select_device(cfg["device"])
+    """Train one stage; writes `out` atomically. `stop_after` ends early (a simulated kill).
+    Under torchrun every process calls this; process 0 alone writes and logs."""
+    Dist.from_env().rows(cfg["batch_size"])  # an indivisible batch fails before any rendezvous
+    with process_group(cfg["device"]) as (dist, device):
+        return _train(cfg, stage, weights, data_dirs, out, curves, init, log if dist.is_main else None,
+                      stop_after, dist, device)
+
+
+def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out: Path, curves: Path | None,
+           init: Path | None, log: RunLog | None, stop_after: int | None, dist: Dist, device: torch.device) -> dict:
+    rows = dist.rows(cfg["batch_size"])
     precision = resolve_precision(cfg["precision"], device)
     seed = cfg["seed"] + 1000 * stage
     seed_everything(seed)
@@ -96,7 +113,7 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
     use_bank = cfg["sample_contrast"] == "bank"
     if use_bank and cfg["negatives"] >= len(data):
         raise ParamsError(f"pretrain.negatives: {cfg['negatives']} must be below the bank size {len(data)}")
-    model = build_model(cfg, data.num_joints)
+    model = build_model(cfg, data.num_joints, dist)
     bank = MemoryBank(len(data), cfg["embed_dim"], momentum=cfg["bank_momentum"],
                       generator=torch.Generator().manual_seed(seed)) if use_bank else None
     if init is not None:
@@ -122,26 +139,28 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
         start, history = resumed["step"], resumed["history"]
         if log:
             log.event("resumed", step=start, checkpoint=str(ckdir))
-    model.train()
+    net = data_parallel(model, dist, device)  # `model` itself for one process
+    net.train()
     data_time = compute_time = 0.0
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"pretrain stage {stage} -> {out.name}",
-               leave=False, mininterval=2.0)
+               leave=False, mininterval=2.0, disable=not dist.is_main)
     for step in bar:
         t0 = time.perf_counter()
-        batch = data.batch(data.draw(seed, step, cfg["batch_size"]))
+        batch = data.batch(data.draw(seed, step, cfg["batch_size"])[rows])
         batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
         t1 = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[step])
         gen = torch.Generator().manual_seed(seed * 7919 + step)
         with autocast(precision, device):
-            terms, g = step_losses(model, bank, batch, weights, cfg, gen)
+            terms, whole = step_losses(net, bank, batch, weights, cfg, gen, dist)
         total = terms["sample"] + sum(weights[k] * v for k, v in terms.items() if k != "sample")
         optimizer.zero_grad(set_to_none=True)
-        total.backward()
+        # every process holds the global loss with gradients through its own rows; DDP averages
+        (total * dist.world_size if dist.enabled else total).backward()
         optimizer.step()
-        if bank is not None:
-            bank.update(batch["index"], g, {"depth": batch["has_depth"]})
+        if bank is not None:  # the same update in every process (gathered rows)
+            bank.update(whole["index"], whole["g"], {"depth": whole["has_depth"]})
         t2 = time.perf_counter()
         data_time, compute_time = data_time + t1 - t0, compute_time + t2 - t1
         record = {"step": step + 1, "lr": float(lrs[step]), "loss": total.item(),
@@ -149,7 +168,7 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
         history.append(record)
         bar.set_postfix({k: f"{v:.3f}" for k, v in record.items() if k not in ("step", "lr")}
                         | {"samples/s": f"{cfg['batch_size'] * (step + 1 - start) / (data_time + compute_time):.0f}"})
-        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < steps:
+        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < steps and dist.is_main:
             save_checkpoint(ckdir, {"model": model.state_dict(), "bank": bank_state(bank),
                                     "optimizer": optimizer.state_dict(), "step": step + 1, "history": history})
             if log:
@@ -160,13 +179,16 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
     ran = steps - start
     metrics = {"stage": stage, "weights": weights, "steps": steps, "resumed_from": start,
                "final": history[-1] if history else {}, "device": str(device), "precision": precision,
+               "processes": dist.world_size,
                "samples_per_s": round(cfg["batch_size"] * ran / max(data_time + compute_time, 1e-9), 2),
                "data_wait_fraction": round(data_time / max(data_time + compute_time, 1e-9), 4),
                "seconds": round(data_time + compute_time, 2)}
-    write_outputs(out, model.to("cpu"), bank, cfg, metrics)
-    if curves is not None:
-        write_curves(curves, history, "pretrain", history)
-    clear_checkpoints(ckdir)
+    if dist.is_main:
+        write_outputs(out, model.to("cpu"), bank, cfg, metrics)
+        if curves is not None:
+            write_curves(curves, history, "pretrain", history)
+        clear_checkpoints(ckdir)
+    dist.barrier()  # every process returns once the outputs exist
     return metrics
 
 
@@ -193,11 +215,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.stage == 2 and (args.variant not in cfg["variants"] or not args.init):
             raise ParamsError(f"--variant: stage 2 needs --init and one of {', '.join(cfg['variants'])}")
         weights = STAGE1_WEIGHTS if args.stage == 1 else cfg["variants"][args.variant]
-        log = RunLog(log_path_for(args.out), params, stage=args.stage, variant=args.variant)
+        main_process = Dist.from_env().is_main  # under torchrun, process 0 alone logs
+        log = RunLog(log_path_for(args.out), params, stage=args.stage, variant=args.variant) if main_process else None
         metrics = pretrain(cfg, args.stage, weights, [Path(d) for d in args.data], Path(args.out),
                            Path(args.curves) if args.curves else None, Path(args.init) if args.init else None, log)
-        log.event("done", **metrics)
-        print(f"{args.out}: {metrics['samples_per_s']} samples/s, final {metrics['final']}")
+        if log:
+            log.event("done", **metrics)
+            print(f"{args.out}: {metrics['samples_per_s']} samples/s, final {metrics['final']}")
 
     return run_cli(parser, body, argv)
 
