@@ -26,7 +26,7 @@ rule all:
         previews=expand(rules.preview.output.png, domain=DOMAINS),
         splits=expand(rules.split.output.splits, task=TASKS),
         pretrained=expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
-        retrieval=expand(rules.retrieval.output.json, model=RETRIEVAL_MODELS),
+        retrieval=rules.retrieval.output.json,
         finetuned=expand(rules.finetune.output.grid, task=TASKS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         tables=rules.aggregate.output.tables,

@@ -7,12 +7,12 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def venv_env() -> dict:
     """Environment for subprocesses: this interpreter's bin directory first on PATH."""
     env = dict(os.environ)

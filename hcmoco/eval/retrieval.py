@@ -1,8 +1,10 @@
 """Cross-modal retrieval with the pre-trained global embeddings: does the shared space align?
 
-    python -m hcmoco.eval.retrieval --profile default --model models/default/pretrain/hcmoco \
-        --data data/default/synth/synth_ntu --out results/default/pretrain/hcmoco/retrieval.json
-    python -m hcmoco.eval.retrieval --profile default --model scratch ...   (random weights)
+    python -m hcmoco.eval.retrieval --profile default --pretrained models/default/pretrain \
+        --data data/default/synth/synth_ntu --out results/default/pretrain/retrieval.json
+
+Evaluates random weights (`scratch`), `stage1` and every pre-training variant of the params, in
+one process; the output maps each model to its result.
 
 For every held-out paired sample (the test split of the paired source: people never seen in
 pre-training) the query embedding of one modality ranks all gallery embeddings of another;
@@ -20,6 +22,7 @@ import torch
 
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.atomic import atomic_write_text
+from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.pretrain import build_model
 from hcmoco.train.pretrain_data import PretrainingData
@@ -69,18 +72,24 @@ def evaluate(model_dir: str, cfg: dict, data_dir: Path) -> dict:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--model", required=True, help="pre-training output directory, or 'scratch'")
+    parser.add_argument("--pretrained", required=True, help="folder of the pre-training outputs")
     parser.add_argument("--data", required=True, help="processed paired source (uses its test split)")
     parser.add_argument("--out", required=True, help="output JSON")
 
     def body(args, params):
         torch.set_num_threads(available_workers())
         log = RunLog(log_path_for(args.out), params)
-        result = evaluate(args.model, params["pretrain"], Path(args.data))
-        atomic_write_text(args.out, json.dumps(result, indent=1))
-        log.event("done", **result)
-        print(f"{args.model}: " + ", ".join(f"{k} top1 {v['top1']:.3f} median rank {v['median_rank']:.0f}"
-                                            for k, v in result["pairs"].items()))
+        results = {}
+        for name in ["scratch", "stage1", *params["pretrain"]["variants"]]:
+            model = "scratch" if name == "scratch" else str(Path(args.pretrained) / name)
+            if model != "scratch" and not (Path(model) / "model.pt").is_file():
+                raise HcmocoError(f"{model}/model.pt: pre-training output not found")
+            results[name] = evaluate(model, params["pretrain"], Path(args.data))
+            log.event("model", name=name, pairs=results[name]["pairs"])
+            print(f"{name}: " + ", ".join(f"{k} top1 {v['top1']:.3f} median rank {v['median_rank']:.0f}"
+                                          for k, v in results[name]["pairs"].items()))
+        atomic_write_text(args.out, json.dumps(results, indent=1))
+        log.event("done", models=list(results))
 
     return run_cli(parser, body, argv)
 

@@ -3,7 +3,7 @@
 Layout read (what the workflow writes):
     finetune/<task>/init~<init>/fraction~<F>/seed~<S>/metrics.json
     versatility/<experiment>/init~<init>/seed~<S>/metrics.json
-    pretrain/<model>/retrieval.json, pretrain/<run>/curves/history.json
+    pretrain/retrieval.json, pretrain/<run>/curves/history.json
 """
 from __future__ import annotations
 
@@ -63,12 +63,11 @@ def versatility_records(root: Path) -> list[dict]:
 
 
 def retrieval_records(root: Path) -> list[dict]:
-    records = []
-    for path in sorted(root.glob("pretrain/*/retrieval.json")):
-        m = _read(path)
-        for pair, stats in m["pairs"].items():
-            records.append({"model": path.parent.name, "pair": pair, **stats, "samples": m["samples"]})
-    return records
+    path = root / "pretrain/retrieval.json"
+    if not path.is_file():
+        return []
+    return [{"model": model, "pair": pair, **stats, "samples": m["samples"]}
+            for model, m in _read(path).items() for pair, stats in m["pairs"].items()]
 
 
 def pretrain_histories(root: Path) -> dict[str, list[dict]]:

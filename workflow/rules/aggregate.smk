@@ -5,7 +5,7 @@ rule aggregate:
     input:
         finetuned=expand(rules.finetune.output.grid, task=TASKS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
-        retrieval=expand(rules.retrieval.output.json, model=RETRIEVAL_MODELS),
+        retrieval=rules.retrieval.output.json,
         curves=[rules.pretrain_stage1.output.curves] + expand(rules.pretrain_stage2.output.curves, variant=VARIANTS),
         code=CODE["aggregate"],
     output:

@@ -29,7 +29,6 @@ TASKS = list(PARAMS["splits"]["tasks"])
 VARIANTS = list(PARAMS["pretrain"]["variants"])
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
 PRETRAIN_SOURCES = ["synth_ntu", "synth_mpii"]
-RETRIEVAL_MODELS = ["scratch", "stage1"] + VARIANTS
 VERSATILITY_EXPERIMENTS = ["crossmodal", "missing"]
 VERSATILITY_TASK = "depth_parsing"
 VERSATILITY_DOMAIN = PARAMS["splits"]["tasks"][VERSATILITY_TASK]["domain"]
@@ -66,7 +65,6 @@ wildcard_constraints:
     domain="|".join(DOMAINS),
     task="|".join(TASKS),
     variant="|".join(VARIANTS),
-    model="|".join(RETRIEVAL_MODELS),
     experiment="|".join(VERSATILITY_EXPERIMENTS),
 
 
@@ -94,16 +92,7 @@ def pretrain_values(wildcards):
 
 
 def retrieval_values(wildcards):
-    return section_digest(PARAMS, "pretrain.seed", "pretrain.backbone", "pretrain.embed_dim")
-
-
-def retrieval_model(wildcards):
-    """The pre-training output a retrieval job reads (none for random weights)."""
-    return [] if wildcards.model == "scratch" else f"models/{PROFILE}/pretrain/{wildcards.model}"
-
-
-def retrieval_model_arg(wildcards):
-    return "scratch" if wildcards.model == "scratch" else retrieval_model(wildcards)
+    return section_digest(PARAMS, "pretrain.seed", "pretrain.backbone", "pretrain.embed_dim", "pretrain.variants")
 
 
 def preview_values(wildcards):

@@ -1,4 +1,4 @@
-# HCMoCo pre-training: stage 1 (sample-level) once, stage 2 per variant, retrieval checks.
+# HCMoCo pre-training: stage 1 (sample-level) once, stage 2 per variant, one retrieval check of all.
 
 
 rule pretrain_stage1:
@@ -51,17 +51,17 @@ rule pretrain_stage2:
 
 rule retrieval:
     input:
-        model=retrieval_model,
+        models=[rules.pretrain_stage1.output.model] + expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
         data=f"data/{PROFILE}/synth/synth_ntu",
         code=CODE["retrieval"],
     output:
-        json=f"results/{PROFILE}/pretrain/{{model}}/retrieval.json",
+        json=f"results/{PROFILE}/pretrain/retrieval.json",
     log:
-        f"logs/results/{PROFILE}/pretrain/{{model}}/retrieval.json.jsonl",
+        f"logs/results/{PROFILE}/pretrain/retrieval.json.jsonl",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
-        model=retrieval_model_arg,
+        pretrained=pretrained_root,
         values=retrieval_values,
     conda:
         "../envs/hcmoco.yaml"
@@ -70,4 +70,4 @@ rule retrieval:
         mem_mb=2000,
     shell:
         "python -m hcmoco.eval.retrieval --params {params.file} --profile {params.profile}"
-        " --model {params.model} --data {input.data} --out {output.json}"
+        " --pretrained {params.pretrained} --data {input.data} --out {output.json}"

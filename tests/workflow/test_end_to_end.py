@@ -1,0 +1,108 @@
+"""The smoke profile end to end from a clean copy of the repository: every table and figure,
+the report, and what each tool re-runs after a change (Snakemake's params rerun triggers, DVC's
+params and deps): nothing when nothing changed; fine-tuning and aggregation only after a
+fine-tuning parameter; pre-training and what follows, never data generation, after a
+pre-training parameter."""
+import csv
+import json
+import re
+import subprocess
+
+import pytest
+
+from tests.workflow.conftest import copy_repo
+
+TASKS = ["parsing", "depth_parsing", "pose3d", "densepose"]
+CELL = re.compile(r"^(n/a|-?\d+\.\d ± \d+\.\d \(\d+\)|\d+\.\d / \d+(\.\d+)?|\d+\.\d\d)$")
+
+
+def run(cmd, cwd, env):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, " ".join(cmd) + "\n" + out.stdout[-4000:] + out.stderr[-4000:]
+    return out.stdout + out.stderr
+
+
+def job_counts(plan: str) -> dict[str, int]:
+    """The 'Job stats' table of a Snakemake dry run."""
+    if "Nothing to be done" in plan:
+        return {}
+    table = plan.split("Job stats:")[1].split("\n\n")[0]
+    rows = [line.split() for line in table.splitlines()[3:]]
+    return {r[0]: int(r[1]) for r in rows if len(r) == 2 and r[0] not in ("total", "all")}
+
+
+def edit(path, old, new):
+    text = path.read_text()
+    assert old in text, f"{old!r} not in {path}"
+    path.write_text(text.replace(old, new, 1))
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, repo_root, venv_env):
+    """The smoke DAG run once by Snakemake in a fresh copy."""
+    repo = copy_repo(repo_root, tmp_path_factory.mktemp("e2e") / "repo", profile="smoke")
+    run(["snakemake", "--cores", "2"], repo, venv_env)
+    return repo
+
+
+@pytest.mark.slow
+def test_every_table_and_figure_exists_and_every_cell_is_a_number_or_na(built):
+    tables = built / "results/smoke/tables"
+    for name in TASKS + ["ablation", "crossmodal", "missing", "retrieval"]:
+        for ext in ("md", "csv", "tex"):
+            assert (tables / f"{name}.{ext}").stat().st_size > 0, name
+        rows = list(csv.reader((tables / f"{name}.csv").open()))
+        cells = [c for row in rows[1:] for c in row[1:]]
+        assert cells and all(CELL.match(c) for c in cells), (name, [c for c in cells if not CELL.match(c)])
+    for task in TASKS:
+        assert (built / f"results/smoke/figures/fractions_{task}.png").stat().st_size > 10_000
+        assert (built / f"results/smoke/finetune/{task}/init~hcmoco/fraction~0.1/seed~0/metrics.json").is_file()
+    assert (built / "results/smoke/figures/pretrain_losses.png").stat().st_size > 10_000
+    summary = list(csv.DictReader((tables / "summary.csv").open()))
+    assert {r["expected"] for r in summary} == {"n/a"}  # SynthHuman: no paper number applies
+    metrics = json.loads((built / "results/smoke/metrics.json").read_text())
+    assert set(metrics) >= set(TASKS) and "hcmoco" in metrics["parsing"]
+
+
+@pytest.mark.slow
+def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, venv_env):
+    assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "2"], built, venv_env)
+    params = built / "params/params.yaml"
+    original = params.read_text()
+    edit(params, "densepose: {part_weight: 1.0, uv_weight: 1.0}", "densepose: {part_weight: 1.0, uv_weight: 2.0}")
+    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 1, "aggregate": 1}
+    params.write_text(original)
+    edit(params, "tau: 0.07", "tau: 0.1")
+    plan = job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env))
+    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 4, "versatility": 2,
+                    "aggregate": 1}
+    params.write_text(original)
+    run(["snakemake", "--report", "report.html"], built, venv_env)
+    html = (built / "report.html").read_text(errors="replace")
+    assert len(html) > 100_000 and "fractions_parsing.png" in html and "parsing.csv" in html
+
+
+@pytest.mark.slow
+def test_dvc_reruns_what_a_change_touches(built, venv_env):
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
+        subprocess.run(cmd, cwd=built, check=True)
+    # record the Snakemake outputs as DVC's: the same commands made them
+    run(["dvc", "commit", "--force"], built, venv_env)
+    run(["git", "add", "-A"], built, venv_env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"], built, venv_env)
+    assert "Running stage" not in run(["dvc", "repro"], built, venv_env)
+    params = built / "params/params.yaml"
+    original = params.read_text()
+    edit(params, "tau: 0.07", "tau: 0.1")
+    status = run(["dvc", "status"], built, venv_env)
+    assert "pretrain_stage1" in status and "pretrain_stage2@hcmoco" in status
+    assert "generate@" not in status and "split@" not in status and "preview@" not in status
+    params.write_text(original)
+    out = run(["dvc", "exp", "run", "-S", "params/params.yaml:finetune.tasks.parsing.class_weights=enet"], built, venv_env)
+    ran = set(re.findall(r"Running stage '([^']+)'", out))
+    assert ran == {"finetune@parsing", "aggregate"}, out[-3000:]
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], built, venv_env))
+    changed = {key for metrics in diff.values() for key in metrics}
+    assert changed and all(key.startswith("parsing.") for key in changed), diff
+    plots = json.loads(run(["dvc", "plots", "diff", "--json"], built, venv_env))
+    assert any("parsing.csv" in key for key in plots.get("data", plots))
