@@ -84,12 +84,12 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
 
 @pytest.mark.slow
 def test_dvc_reruns_what_a_change_touches(built, venv_env):
-    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "run"]):
+    for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--allow-empty", "-qm", "run"]):
         subprocess.run(cmd, cwd=built, check=True)
     # record the Snakemake outputs as DVC's: the same commands made them
     run(["dvc", "commit", "--force"], built, venv_env)
     run(["git", "add", "-A"], built, venv_env)
-    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "lock"], built, venv_env)
+    run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--allow-empty", "-qm", "lock"], built, venv_env)
     assert "Running stage" not in run(["dvc", "repro"], built, venv_env)
     params = built / "params/params.yaml"
     original = params.read_text()
