@@ -39,7 +39,7 @@ def _read_yaml(path: Path) -> dict:
 
 
 # Free-form mappings (their keys are names, not parameters): an overlay replaces them whole.
-REPLACED_WHOLE = {"finetune.grids"}
+REPLACED_WHOLE = {"finetune.grids", "synth.domains", "real.datasets"}
 
 
 def _overlay(base: dict, over: dict, source: Path, prefix: str = "") -> dict:
@@ -128,17 +128,23 @@ def _member(value, allowed, key: str, source: str, what: str) -> None:
 def check_references(params: dict, source: str = "params") -> None:
     """Keys that name other keys' values: every task's domain is rendered, fine-tuning cells
     have split files, inits are pre-training outputs. One line naming the key."""
-    domains, tasks = params["synth"]["domains"], params["splits"]["tasks"]
+    domains, tasks = [*params["synth"]["domains"], *params["real"]["datasets"]], params["splits"]["tasks"]
+    if clash := set(params["synth"]["domains"]) & set(params["real"]["datasets"]):
+        raise ParamsError(f"{source}: real.datasets.{sorted(clash)[0]}: also a synth.domains name")
     for task, spec in tasks.items():
         if spec["domain"] not in domains:
             raise ParamsError(f"{source}: splits.tasks.{task}.domain: {spec['domain']!r} is not a "
-                              f"synth.domains entry ({', '.join(domains)})")
+                              f"synth.domains or real.datasets entry ({', '.join(domains)})")
+    for role, domain in params["pretrain"]["sources"].items():
+        _member(domain, domains, f"pretrain.sources.{role}", source, "the synth.domains or real.datasets")
     fractions, seeds = params["splits"]["fractions"], params["splits"]["seeds"]
-    outputs = ["stage1", *params["pretrain"]["variants"]]
+    outputs = ["stage1", *params["pretrain"]["variants"], "imagenet"]
     ft = params["finetune"]
     _subset(ft["inits"], outputs, "finetune.inits", source, "the pre-training outputs")
     _subset(ft["fractions"], fractions, "finetune.fractions", source, "splits.fractions")
     _subset(ft["seeds"], seeds, "finetune.seeds", source, "splits.seeds")
+    _subset(ft["tasks"]["pose3d"]["fractions"] or [], fractions, "finetune.tasks.pose3d.fractions", source,
+            "splits.fractions")
     for init in ft["grids"]:
         if init not in ("scratch", *ft["inits"]):
             raise ParamsError(f"{source}: finetune.grids.{init}: not scratch or one of finetune.inits "
@@ -152,11 +158,12 @@ def check_references(params: dict, source: str = "params") -> None:
     _subset(vs["seeds"], seeds, "versatility.seeds", source, "splits.seeds")
 
 
-def finetune_cells(params: dict, init: str) -> list[tuple[float, int]]:
-    """The (fraction, seed) cells fine-tuned from `init`: finetune.fractions x seeds, or the
-    init's entry in finetune.grids."""
+def finetune_cells(params: dict, init: str, task: str | None = None) -> list[tuple[float, int]]:
+    """The (fraction, seed) cells of `task` fine-tuned from `init`: finetune.fractions (or the
+    task's own `fractions`) x finetune.seeds, each replaced by the init's finetune.grids entry."""
     ft = params["finetune"]
-    grid = {"fractions": ft["fractions"], "seeds": ft["seeds"], **ft["grids"].get(init, {})}
+    fractions = (ft["tasks"].get(task) or {}).get("fractions") or ft["fractions"]
+    grid = {"fractions": fractions, "seeds": ft["seeds"], **ft["grids"].get(init, {})}
     return [(float(f), int(s)) for f in grid["fractions"] for s in grid["seeds"]]
 
 

@@ -53,7 +53,7 @@ def run_grid(params: dict, task: str, pretrained: Path, data: Path, splits: Path
         staging = checkpoint_dir(out / f"init~{init}", {
             "finetune": params["finetune"], "preset": params["pretrain"]["backbone"], "task": task, "init": init,
             "data": str(data), "splits": str(splits), "backbone": _digest(weights)})
-        plan += [(init, f, s, weights, cell_dir(staging, f, s) / "metrics.json") for f, s in finetune_cells(params, init)]
+        plan += [(init, f, s, weights, cell_dir(staging, f, s) / "metrics.json") for f, s in finetune_cells(params, init, task)]
     results = []
     for i, (init, fraction, seed, weights, target) in enumerate(plan):
         print(f"[{i + 1}/{len(plan)}] {task} init~{init} fraction~{fraction:g} seed~{seed}", flush=True)
@@ -89,7 +89,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = Path(args.out)
         log = RunLog(log_path_for(out), params, task=args.task)
         run_grid(params, args.task, Path(args.pretrained), Path(args.data), Path(args.splits), out, log)
-        cells = sum(len(finetune_cells(params, init)) for init in inits(params))
+        cells = sum(len(finetune_cells(params, init, args.task)) for init in inits(params))
         log.event("done", cells=cells)
         print(f"{out}: {cells} cells")
 

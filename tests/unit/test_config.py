@@ -65,7 +65,7 @@ def test_overlay_must_name_every_section(params_dir):
 
 
 def test_unknown_profile_lists_known_ones(params_dir):
-    with pytest.raises(ParamsError, match=r"unknown profile 'huge'.*known: default, smoke"):
+    with pytest.raises(ParamsError, match=r"unknown profile 'huge'.*known: default, paper, smoke"):
         load_params(params_dir / "params.yaml", "huge")
 
 

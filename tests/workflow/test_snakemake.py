@@ -42,3 +42,21 @@ def test_unknown_config_key_is_refused(repo_root, venv_env):
 def test_lint_is_clean(repo_root, venv_env):
     out = run(["snakemake", "--lint"], repo_root, venv_env)
     assert "Congratulations, your workflow is in a good condition!" in out, out[-3000:]
+
+
+def test_paper_profile_plans_real_data_instead_of_rendering(tmp_path, repo_root, venv_env):
+    from tests.workflow.conftest import copy_repo
+    repo = copy_repo(repo_root, tmp_path / "repo")
+    weights = repo / "data/raw/imagenet/hrnetv2_w18_imagenet_pretrained.pth"  # placed by the user
+    weights.parent.mkdir(parents=True)
+    weights.touch()
+    jobs = snakemake_jobs(repo, venv_env, "--config", "profile=paper")
+    rules = {}
+    for job in jobs.values():
+        rules[job["rule"]] = rules.get(job["rule"], 0) + 1
+    assert rules == {"fetch": 6, "prepare": 6, "imagenet_init": 1, "split": 4, "pretrain_stage1": 1,
+                     "pretrain_stage2": 4, "retrieval": 1, "finetune": 4, "versatility": 2, "aggregate": 1}
+    itop = next(cmd for cmd, job in jobs.items() if job["outputs"] == {"data/paper/real/itop"})
+    assert itop.startswith("python -m hcmoco.datasets.itop --raw data/raw/itop --out data/paper/real/itop")
+    stage1 = next(cmd for cmd, job in jobs.items() if job["rule"] == "pretrain_stage1")
+    assert "--data data/paper/real/ntu data/paper/real/mpii" in stage1

@@ -28,7 +28,9 @@ DOMAINS = list(PARAMS["synth"]["domains"])
 TASKS = list(PARAMS["splits"]["tasks"])
 VARIANTS = list(PARAMS["pretrain"]["variants"])
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
-PRETRAIN_SOURCES = ["synth_ntu", "synth_mpii"]
+PRETRAIN_SOURCES = [PARAMS["pretrain"]["sources"]["paired"], PARAMS["pretrain"]["sources"]["keypoints"]]
+REAL = PARAMS["real"]["datasets"]
+RAW = sorted({spec["raw"] for spec in REAL.values()})
 VERSATILITY_EXPERIMENTS = ["crossmodal", "missing"]
 VERSATILITY_TASK = "depth_parsing"
 VERSATILITY_DOMAIN = PARAMS["splits"]["tasks"][VERSATILITY_TASK]["domain"]
@@ -59,10 +61,13 @@ TASK_CODE = ["hcmoco/data/shards.py", "hcmoco/data/splits.py", "hcmoco/data/tran
 CODE["finetune"] = TASK_CODE + ["hcmoco/train/grid.py", "hcmoco/train/task_data.py", "hcmoco/train/task_eval.py"]
 CODE["versatility"] = sorted(set(TASK_CODE + TRAIN_CODE + ["hcmoco/train/versatility.py"]))
 CODE["aggregate"] = ["hcmoco/atomic.py"] + _py("hcmoco/results")
+CODE["prepare"] = ["hcmoco/data/shards.py"] + _py("hcmoco/datasets")
 
 
 wildcard_constraints:
     domain="|".join(DOMAINS),
+    dataset="|".join(REAL),
+    raw="|".join(RAW),
     task="|".join(TASKS),
     variant="|".join(VARIANTS),
     experiment="|".join(VERSATILITY_EXPERIMENTS),
@@ -101,7 +106,17 @@ def preview_values(wildcards):
 
 def task_data(wildcards):
     """The processed domain directory a task's splits are drawn from."""
-    return f"data/{PROFILE}/synth/{PARAMS['splits']['tasks'][wildcards.task]['domain']}"
+    return domain_dir(PARAMS["splits"]["tasks"][wildcards.task]["domain"])
+
+
+def domain_dir(domain):
+    """Processed data of a domain: rendered (synth.domains) or preprocessed (real.datasets)."""
+    return f"data/{PROFILE}/{'real' if domain in REAL else 'synth'}/{domain}"
+
+
+def init_models(inits):
+    """Pre-training outputs (or the converted ImageNet weights) the inits name."""
+    return [f"models/{PROFILE}/pretrain/{init}" for init in inits]
 
 
 def pretrained_root(wildcards):
@@ -136,3 +151,29 @@ def aggregate_values(wildcards):
 def results_root(wildcards, output):
     """The profile's results folder: the one holding the metrics file."""
     return str(Path(output.metrics).parent)
+
+
+def raw_manifest(wildcards):
+    return f"data/raw/{REAL[wildcards.dataset]['raw']}/MANIFEST.json"
+
+
+def raw_dir(wildcards, input):
+    return str(Path(input.manifest).parent)
+
+
+def fetched_dir(wildcards, output):
+    return str(Path(output.manifest).parent)
+
+
+def preprocessor(wildcards):
+    return REAL[wildcards.dataset]["preprocessor"]
+
+
+def preprocessor_options(wildcards):
+    """`--name value` per real.datasets.<name>.options entry (a true flag: `--name`)."""
+    opts = REAL[wildcards.dataset].get("options") or {}
+    return " ".join(f"--{k}" if v is True else f"--{k} {v}" for k, v in sorted(opts.items()) if v is not False)
+
+
+def real_values(wildcards):
+    return section_digest(PARAMS, "real.resolution", f"real.datasets.{wildcards.dataset}")

@@ -4,7 +4,7 @@
 
 rule finetune:
     input:
-        models=expand(rules.pretrain_stage2.output.model, variant=PARAMS["finetune"]["inits"]),
+        models=init_models(PARAMS["finetune"]["inits"]),
         data=task_data,
         splits=rules.split.output.splits,
         code=CODE["finetune"],
@@ -29,8 +29,8 @@ rule finetune:
 
 rule versatility:
     input:
-        models=expand(rules.pretrain_stage2.output.model, variant=PARAMS["versatility"]["inits"]),
-        data=f"data/{PROFILE}/synth/{VERSATILITY_DOMAIN}",
+        models=init_models(PARAMS["versatility"]["inits"]),
+        data=domain_dir(VERSATILITY_DOMAIN),
         splits=f"data/{PROFILE}/splits/{VERSATILITY_TASK}",
         code=CODE["versatility"],
     output:

@@ -3,7 +3,7 @@
 
 rule pretrain_stage1:
     input:
-        sources=expand(rules.generate.output.data, domain=PRETRAIN_SOURCES),
+        sources=[domain_dir(d) for d in PRETRAIN_SOURCES],
         code=CODE["pretrain"],
     output:
         model=directory(f"models/{PROFILE}/pretrain/stage1"),
@@ -26,7 +26,7 @@ rule pretrain_stage1:
 
 rule pretrain_stage2:
     input:
-        sources=expand(rules.generate.output.data, domain=PRETRAIN_SOURCES),
+        sources=[domain_dir(d) for d in PRETRAIN_SOURCES],
         init=rules.pretrain_stage1.output.model,
         code=CODE["pretrain"],
     output:
@@ -52,7 +52,7 @@ rule pretrain_stage2:
 rule retrieval:
     input:
         models=[rules.pretrain_stage1.output.model] + expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
-        data=f"data/{PROFILE}/synth/synth_ntu",
+        data=domain_dir(PRETRAIN_SOURCES[0]),
         code=CODE["retrieval"],
     output:
         json=f"results/{PROFILE}/pretrain/retrieval.json",
