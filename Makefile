@@ -5,7 +5,7 @@ PROFILE ?= default
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv reproduce smoke test test-fast report lint clean-results
+.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -32,3 +32,6 @@ lint: venv
 
 report: venv
 	snakemake --config profile=$(PROFILE) --report results/$(PROFILE)/report.html
+
+readme-results: venv
+	python -m hcmoco.results.readme --summary results/default/tables/summary.md --readme README.md
