@@ -9,19 +9,19 @@ OpenCV) are shifted by +0.5 before they enter a crop.
 """
 from __future__ import annotations
 
-import argparse
 import math
 import multiprocessing as mp
 import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hcmoco.atomic import atomic_directory
+from hcmoco.datasets import writer
 from hcmoco.data.shards import SplitWriter
 from hcmoco.datasets.homography import apply_homography, warp_image
 from hcmoco.errors import HcmocoError
@@ -256,30 +256,5 @@ def _single_threaded() -> None:
 
 
 # ---- command line -----------------------------------------------------------------------------
-def prepare_parser(description: str) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--raw", required=True, help="the dataset's raw root (layout: see the module doc)")
-    parser.add_argument("--out", required=True, help="output directory; gets train/ and test/ splits")
-    parser.add_argument("--resolution", type=int, required=True, help="side of the square person crops, px")
-    parser.add_argument("--shard-size", type=int, default=256, help="samples per shard (default: %(default)s)")
-    parser.add_argument("--workers", type=int, default=None, help="processes (default: the job's cores)")
-    return parser
-
-
-def run_prepare(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace, int], dict],
-                argv: Sequence[str] | None) -> int:
-    """Parse, run `body(args, workers)`, log; expected failures become one `error:` line, exit 2."""
-    from hcmoco.runlog import RunLog, available_workers, log_path_for
-
-    args = parser.parse_args(argv)
-    try:
-        if args.resolution < 8:
-            raise HcmocoError(f"--resolution must be >= 8, got {args.resolution}")
-        workers = args.workers or available_workers()
-        log = RunLog(log_path_for(args.out), vars(args), workers=workers)
-        counts = body(args, workers)
-        log.event("done", samples=counts, seconds=round(log.elapsed(), 3))
-    except HcmocoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    return 0
+# the processed-format CLIs share one parser and runner (hcmoco.datasets.writer)
+prepare_parser, run_prepare = writer.prepare_parser, writer.run_prepare_cli
