@@ -44,8 +44,9 @@ def summary_markdown(profile: str, built: dict) -> str:
     parts = [f"Profile `{profile}`: {len(built['finetune'])} fine-tuning results "
              f"and {len(built['versatility'])} versatility measurements. Cells are mean ± std (runs) in %.", ""]
     for task in TASK_METRICS:
-        if task in tables:
-            parts.append(tables[task].markdown())
+        for name in (task, f"{task}_mean_gps"):  # DensePose: mean GPS moves where GPS AP stays 0
+            if name in tables:
+                parts.append(tables[name].markdown())
     for name in ("ablation", "crossmodal", "missing"):
         if name in tables:
             parts.append(tables[name].markdown())

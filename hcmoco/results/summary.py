@@ -32,10 +32,29 @@ def _cell(records, task, metric, init, fraction) -> Cell:
                 and abs(r["fraction"] - fraction) < 1e-9)
 
 
+def informative_metric(records: list[dict], task: str) -> tuple[str, str, str | None]:
+    """(metric, label, note): the task's main metric, or the first of its other metrics whose
+    values differ between runs when the main one is the same for every run (a GPS AP of 0
+    everywhere says nothing about the inits); the note says so."""
+    metrics = TASK_METRICS[task]
+    for i, (metric, label) in enumerate(metrics):
+        values = {r["value"] for r in records if r["task"] == task and r["metric"] == metric and r["value"] is not None}
+        if len(values) > 1:
+            if i == 0:
+                return metric, label, None
+            main_values = {r["value"] for r in records if r["task"] == task and r["metric"] == metrics[0][0]}
+            shown = ", ".join(f"{v * 100:.1f}" for v in sorted(v for v in main_values if v is not None)) or "undefined"
+            return metric, label, (f"{TASK_TITLES[task]}: {metrics[0][1]} is {shown} for every run, so the "
+                                   f"comparison uses {label}.")
+    return metrics[0][0], metrics[0][1], None
+
+
 def finetune_statements(records: list[dict]) -> list[str]:
     lines = []
-    for task, metrics in TASK_METRICS.items():
-        metric, label = metrics[0]
+    for task in TASK_METRICS:
+        metric, label, note = informative_metric(records, task)
+        if note:
+            lines.append(f"- {note}")
         fractions = sorted({r["fraction"] for r in records if r["task"] == task and r["init"] == "hcmoco"})
         for f in [f for f in fractions if any(abs(f - s) < 1e-9 for s in SMALL_FRACTIONS)]:
             ours = _cell(records, task, metric, "hcmoco", f)
@@ -50,19 +69,22 @@ def finetune_statements(records: list[dict]) -> list[str]:
 def ablation_statements(records: list[dict]) -> list[str]:
     """Per task and fraction where every ablation row ran: does full >= each ablation >= sample hold?"""
     lines, holds, total = [], 0, 0
-    for task, metrics in TASK_METRICS.items():
-        metric, label = metrics[0]
+    for task in TASK_METRICS:
+        metric, label, _ = informative_metric(records, task)
         fractions = sorted({r["fraction"] for r in records if r["task"] == task and r["init"] == "hcmoco_nodense"})
         for f in fractions:
             c = {i: _cell(records, task, metric, i, f) for i in ("hcmoco", "hcmoco_nodense", "hcmoco_nosparse", "sample")}
             if not all(x.n for x in c.values()):
                 continue
             m = {i: x.mean * 100 for i, x in c.items()}
+            if len({round(v, 1) for v in m.values()}) == 1:
+                lines.append(f"- {TASK_TITLES[task]}, {percent(f)}: every row {m['hcmoco']:.1f} ({label}); no order.")
+                continue
             ok = m["hcmoco"] >= max(m["hcmoco_nodense"], m["hcmoco_nosparse"]) and \
                 min(m["hcmoco_nodense"], m["hcmoco_nosparse"]) >= m["sample"]
             holds, total = holds + ok, total + 1
             order = " > ".join(f"{INIT_LABELS[i]} {m[i]:.1f}" for i in sorted(m, key=m.get, reverse=True))
-            lines.append(f"- {TASK_TITLES[task]}, {percent(f)}: {order} "
+            lines.append(f"- {TASK_TITLES[task]}, {percent(f)}, {label}: {order} "
                          f"({'the paper order' if ok else 'not the paper order'}).")
     if total:
         lines.insert(0, f"The paper's order (full HCMoCo ≥ each single-loss ablation ≥ sample-level) holds in "

@@ -136,3 +136,21 @@ def test_readme_section_is_replaced_between_the_markers(tmp_path):
     assert "old numbers" not in text and "#### Table" in text and text.endswith(f"{END}\n\n## after\n")
     readme.write_text("no markers")
     assert main(["--summary", str(tmp_path / "summary.md"), "--readme", str(readme)]) == 2
+
+
+def test_a_metric_equal_in_every_run_gives_way_to_the_next(results):
+    from hcmoco.results.summary import informative_metric
+    put(results, "densepose", "scratch", 0.1, 0, 0.0, gpsm_ap=0.01, mean_gps=0.05)
+    records = finetune_records(results)
+    metric, label, note = informative_metric(records, "densepose")
+    assert (metric, label) == ("mean_gps", "mean GPS") and "GPS AP is 0.0 for every run" in note
+    assert informative_metric(records, "parsing")[:2] == ("miou", "mIoU")
+    text = "\n".join(finetune_statements(records))
+    assert "DensePose estimation, 10% labels, mean GPS: HCMoCo vs scratch (random init) +20.0 points" in text
+
+
+def test_ablation_rows_that_tie_have_no_order(results):
+    for init in ("sample", "hcmoco_nodense", "hcmoco_nosparse"):
+        put(results, "parsing", init, 0.1, 0, 0.30)
+    text = "\n".join(ablation_statements(finetune_records(results)))
+    assert "every row 30.0 (mIoU); no order" in text and "holds in" not in text
