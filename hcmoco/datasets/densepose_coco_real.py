@@ -181,6 +181,7 @@ def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = S
             meta = {"domain": "densepose_coco", "split": split, "layout": "coco17", "joints": LAYOUTS["coco17"],
                     "source": f"DensePose-COCO 2014 ({' + '.join(raws)})", "depth_kind": None,
                     "resolution": resolution, "parsing_classes": list(COARSE_PARTS), "dp_max_points": max_points,
+                    "eval_data": str(raw_root / "eval_data"),
                     "preprocessor": {"name": "densepose_coco_real", "raw_splits": list(raws), "enlarge": ENLARGE}}
             make = partial(person_samples, resolution=resolution, max_points=max_points)
             counts[split] = write_split(tmp / split, meta, jobs, make, " + ".join(

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -87,6 +89,25 @@ def densepose_loss(out: dict[str, Tensor], target_i: Tensor, target_u: Tensor, t
 def split_iuv(iuv: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Processed-format IUV (B, H, W, 3) uint8 (I, U*255, V*255) -> I long, U, V float in [0, 1]."""
     return iuv[..., 0].long(), iuv[..., 1].float() / 255.0, iuv[..., 2].float() / 255.0
+
+
+def point_targets(parsing, points, part, count, ignore_index: int = IGNORE_INDEX) -> tuple[Tensor, Tensor, Tensor]:
+    """Sparse DensePose-COCO labels -> the (I, U, V) target maps of densepose_loss_terms.
+
+    parsing (B, H, W): coarse parts, 0 = background; points (B, P, 4): x, y (crop pixels), U, V;
+    part (B, P): I in 1..24; count (B,): real points per sample. I = 0 where the coarse mask is
+    background, the point's part at its pixel, ignore_index elsewhere on the body (unlabelled)."""
+    parsing, points = np.asarray(parsing), np.asarray(points, np.float32)
+    b, h, w = parsing.shape
+    target_i = np.where(parsing == 0, 0, ignore_index).astype(np.int64)
+    target_u, target_v = np.zeros((b, h, w), np.float32), np.zeros((b, h, w), np.float32)
+    for k in range(b):
+        n = int(np.asarray(count)[k])
+        xs = np.clip(np.floor(points[k, :n, 0]).astype(np.int64), 0, w - 1)
+        ys = np.clip(np.floor(points[k, :n, 1]).astype(np.int64), 0, h - 1)
+        target_i[k, ys, xs] = np.asarray(part)[k, :n]
+        target_u[k, ys, xs], target_v[k, ys, xs] = points[k, :n, 2], points[k, :n, 3]
+    return torch.from_numpy(target_i), torch.from_numpy(target_u), torch.from_numpy(target_v)
 
 
 @torch.no_grad()

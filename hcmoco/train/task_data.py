@@ -5,7 +5,7 @@
 | parsing | synth_h36m | RGB | 25-class parsing |
 | depth_parsing | synth_parsing4k | masked depth | 25-class parsing |
 | pose3d | synth_itop | depth with background, cleared by `person_depth_window` | A2J targets from kp3d |
-| densepose | synth_densepose | RGB (the crop is the whole image) | I, U, V |
+| densepose | synth_densepose | RGB (the crop is the whole image) | I, U, V (dense; sparse points + coarse mask on DensePose-COCO) |
 
 Pose3d input is built from the depth map alone (`pose3d_inputs`); the joints only enter the
 targets (`pose3d_targets`): the public ITOP code cleared the background with ground-truth
@@ -22,12 +22,14 @@ import torch
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
-from hcmoco.tasks import label_counts, person_depth_window, split_iuv, xyz_mm_to_uvd
+from hcmoco.tasks import label_counts, person_depth_window, point_targets, split_iuv, xyz_mm_to_uvd
 
 NUM_CLASSES = 25
 TASK_MODALITY = {"parsing": "rgb", "depth_parsing": "depth", "pose3d": "depth", "densepose": "rgb"}
 TASK_FIELDS = {"parsing": ("rgb", "parsing"), "depth_parsing": ("depth", "parsing"),
                "pose3d": ("depth", "cam", "kp3d"), "densepose": ("rgb", "iuv")}
+# DensePose-COCO crops carry sparse points instead of a dense IUV map (hcmoco.datasets.densepose_coco_real)
+SPARSE_DENSEPOSE_FIELDS = ("rgb", "parsing", "dp_points", "dp_part", "dp_count")
 # person_depth_window's window [z_ref - 0.6 m, z_ref + 0.8 m]: half of it sets A2J's depth scale
 DEPTH_HALF_WINDOW_M = 0.7
 
@@ -73,7 +75,10 @@ def build_batch(task: str, arrays: dict[str, np.ndarray]) -> dict[str, torch.Ten
         x, z_ref = pose3d_inputs(arrays["depth"])
         return {"input": x, **pose3d_targets(arrays["kp3d"], arrays["cam"], z_ref)}
     if task == "densepose":
-        part, u, v = split_iuv(torch.from_numpy(arrays["iuv"]))
+        if "iuv" in arrays:
+            part, u, v = split_iuv(torch.from_numpy(arrays["iuv"]))
+        else:
+            part, u, v = point_targets(arrays["parsing"], arrays["dp_points"], arrays["dp_part"], arrays["dp_count"])
         return {"input": normalise_rgb(arrays["rgb"]), "part": part, "u": u, "v": v}
     raise HcmocoError(f"unknown task {task!r} (known: {', '.join(TASK_FIELDS)})")
 
@@ -85,7 +90,10 @@ class TaskData:
         if task not in TASK_FIELDS:
             raise HcmocoError(f"unknown task {task!r} (known: {', '.join(TASK_FIELDS)})")
         self.task, self.split = task, ProcessedSplit(split_dir)
-        missing = [f for f in TASK_FIELDS[task] if f not in self.split.fields]
+        self.fields = TASK_FIELDS[task]
+        if task == "densepose" and "iuv" not in self.split.fields and "dp_points" in self.split.fields:
+            self.fields = SPARSE_DENSEPOSE_FIELDS
+        missing = [f for f in self.fields if f not in self.split.fields]
         if missing:
             raise HcmocoError(f"{self.split.path / 'index.json'}: task {task} needs field(s) "
                               f"{', '.join(missing)} (has {', '.join(sorted(self.split.fields))})")
@@ -100,7 +108,7 @@ class TaskData:
         return int(self.split.fields["kp3d"]["shape"][0]) if "kp3d" in self.split.fields else 0
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        return build_batch(self.task, self.split.take(np.asarray(indices), TASK_FIELDS[self.task]))
+        return build_batch(self.task, self.split.take(np.asarray(indices), self.fields))
 
     def class_counts(self, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
         """(25,) parsing pixel counts over `indices` (for the ENet class weights)."""

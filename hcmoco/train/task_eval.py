@@ -21,6 +21,8 @@ from torch import nn
 
 from hcmoco.data.synth import PART_NAMES, iuv_to_surface
 from hcmoco.eval import SegmentationMeter, evaluate_densepose, map_at_10cm, person_gps, surface_distance
+from hcmoco.eval.densepose import DENSEPOSE_KAPPA
+from hcmoco.eval.densepose_geodesic import GeodesicGPS
 from hcmoco.errors import HcmocoError
 from hcmoco.tasks import a2j_decode, decode_iuv, uvd_to_xyz_mm
 from hcmoco.train.runtime import autocast
@@ -62,10 +64,16 @@ def _detection(image_id: int, iuv: np.ndarray, prob: np.ndarray) -> dict | None:
 
 
 def surface_distance_for(data: TaskData):
-    if data.split.index.get("generator", {}).get("name") != "synthhuman":
-        raise HcmocoError(f"{data.split.path}: DensePose distances are implemented for SynthHuman "
-                          f"(rest-pose surface points) only; real data needs the SMPL geodesics")
-    return surface_distance(iuv_to_surface)
+    """(distance function, kappa): rest-pose surface points on SynthHuman; on DensePose-COCO the
+    geodesic distances on the SMPL surface of the official evaluator, with its per-part kappa,
+    from the evaluation files the split's index names (`eval_data`)."""
+    if data.split.index.get("generator", {}).get("name") == "synthhuman":
+        return surface_distance(iuv_to_surface), DENSEPOSE_KAPPA
+    if "eval_data" in data.split.index:
+        geo = GeodesicGPS(data.split.index["eval_data"])
+        return geo, geo.kappa
+    raise HcmocoError(f"{data.split.path / 'index.json'}: eval_data: the DensePose evaluation files "
+                      f"(SMPL geodesics) are not named; re-run the preprocessor")
 
 
 def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: torch.device,
@@ -100,12 +108,12 @@ def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: to
             iuv = decode_iuv({k: v.float() for k, v in out.items()}).cpu().numpy()
             prob = torch.softmax(out["part"].float(), 1).amax(1).cpu().numpy()
             dets += [d for d in map(_detection, ids, iuv, prob) if d is not None]
-        gt, distance = data.densepose_gt(indices), surface_distance_for(data)
+        gt, (distance, kappa) = data.densepose_gt(indices), surface_distance_for(data)
         for mode in ("gps", "gpsm") if full else ("gps",):
-            stats = evaluate_densepose(gt, dets, distance, mode=mode)
+            stats = evaluate_densepose(gt, dets, distance, kappa=kappa, mode=mode)
             result[mode] = {k: v for k, v in stats.items() if k not in ("mode", "num_images")}
         by_image = {d["image_id"]: d for d in dets}  # one person per image: its GPS, 0 if missed
-        per_person = [person_gps(a, by_image[a["image_id"]], distance) if a["image_id"] in by_image else 0.0
+        per_person = [person_gps(a, by_image[a["image_id"]], distance, kappa) if a["image_id"] in by_image else 0.0
                       for a in gt["annotations"] if "dp_x" in a]
         mean_gps = float(np.mean(per_person)) if per_person else float("nan")
         result.update(value=result["gps"]["AP"], tiebreak=mean_gps, mean_gps=mean_gps, num_detections=len(dets))
