@@ -30,6 +30,7 @@ from hcmoco.data.keypoints import COMMON_EDGES
 from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
+from hcmoco.models.imagenet import load_imagenet
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.curves import write_curves
 from hcmoco.train.distributed import Dist, ShardedHCMoCo, data_parallel, process_group
@@ -116,6 +117,9 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
     model = build_model(cfg, data.num_joints, dist)
     bank = MemoryBank(len(data), cfg["embed_dim"], momentum=cfg["bank_momentum"],
                       generator=torch.Generator().manual_seed(seed)) if use_bank else None
+    if init is None and cfg["init_weights"]:  # stage 1 from ImageNet weights (METHOD.md 2)
+        for encoder in (model.rgb_encoder, model.depth_encoder):
+            load_imagenet(encoder, cfg["init_weights"])
     if init is not None:
         state = torch.load(Path(init) / "model.pt", map_location="cpu", weights_only=True)
         model.load_state_dict(state["model"])

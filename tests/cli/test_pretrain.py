@@ -94,3 +94,27 @@ def test_pretraining_aligns_modalities_on_held_out_people(tmp_path, smoke_params
     assert trained["keypoints->depth"]["median_rank"] < 0.5 * chance
     mean = lambda pairs: sum(p["median_rank"] for p in pairs.values()) / len(pairs)  # noqa: E731
     assert mean(trained) < mean(scratch)
+
+
+def test_stage1_starts_both_encoders_from_imagenet_weights(tmp_path, smoke_data, smoke_params, monkeypatch):
+    from hcmoco.models import HRNetConfig
+    from hcmoco.models import imagenet
+    from tests.unit.test_imagenet_init import official_file
+
+    monkeypatch.chdir(tmp_path)
+    weights = tmp_path / "hrnet_imagenet.pth"
+    official_file(weights, HRNetConfig.preset(smoke_params["pretrain"]["backbone"]))
+    loaded = []
+
+    def load_and_record(net, path):
+        result = imagenet.load_imagenet(net, path)
+        loaded.append((net, {k: v.clone() for k, v in net.state_dict().items()}))
+        return result
+
+    monkeypatch.setattr(trainer, "load_imagenet", load_and_record)
+    cfg = {**smoke_params["pretrain"], "stage1_steps": 1, "init_weights": str(weights)}
+    trainer.pretrain(cfg, 1, trainer.STAGE1_WEIGHTS, sources(smoke_data), tmp_path / "stage1", None)
+    assert len(loaded) == 2 and loaded[0][0] is not loaded[1][0]  # the RGB and the depth encoder
+    reference = imagenet.read_state(weights)
+    for _, state in loaded:
+        assert torch.equal(state["conv1.weight"], reference["conv1.weight"])

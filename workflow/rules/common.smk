@@ -84,7 +84,7 @@ def split_values(wildcards):
                           "splits.seeds", f"splits.tasks.{wildcards.task}")
 
 
-PRETRAIN_SHARED = ["seed", "device", "precision", "backbone", "sample_contrast", "optimizer", "embed_dim", "tau", "batch_size", "lr", "lr_min",
+PRETRAIN_SHARED = ["init_weights", "seed", "device", "precision", "backbone", "sample_contrast", "optimizer", "embed_dim", "tau", "batch_size", "lr", "lr_min",
                    "momentum", "weight_decay", "negatives", "bank_momentum", "dense_cells", "checkpoint_every"]
 
 

@@ -4,6 +4,7 @@
 rule pretrain_stage1:
     input:
         sources=[domain_dir(d) for d in PRETRAIN_SOURCES],
+        weights=PARAMS["pretrain"]["init_weights"] or [],
         code=CODE["pretrain"],
     output:
         model=directory(f"models/{PROFILE}/pretrain/stage1"),
