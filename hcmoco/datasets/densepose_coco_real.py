@@ -6,6 +6,7 @@ Raw layout (annotations from dl.fbaipublicfiles.com/densepose, images from COCO 
 
     RAW/annotations/densepose_coco_2014_{train,valminusminival,minival}.json
     RAW/train2014/<file_name>  (train),  RAW/val2014/<file_name>  (valminusminival, minival)
+    (or IMAGES/train2014, IMAGES/val2014 with --images IMAGES, e.g. the COCO 2014 download)
 
 Splits: train + valminusminival -> train (in that order), minival -> test.
 Samples: one per non-crowd person annotation with DensePose labels (`dp_masks` and `dp_x`)
@@ -160,10 +161,13 @@ def crop_annotations(split_dir: Path, people: list[tuple[str, dict]], domain: st
 
 
 def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = SHARD_SIZE,
-            workers: int = 1) -> dict[str, int]:
-    """Write out_root/{train,test} with their densepose_coco.json; returns sample counts."""
+            workers: int = 1, images: Path | None = None) -> dict[str, int]:
+    """Write out_root/{train,test} with their densepose_coco.json; returns sample counts.
+    `images`: the folder holding train2014/ and val2014/ (default: raw_root; the COCO 2014
+    download, data/raw/coco2014, in the paper profile)."""
     check_resolution(resolution)
     raw_root = Path(raw_root)
+    images = Path(images) if images is not None else raw_root
     people = {raw: densepose_people(load_coco(annotation_file(raw_root, raw)), annotation_file(raw_root, raw))
               for raws in RAW_SPLITS.values() for raw in raws}
     max_points = max([len(p["dp_x"]) for ps in people.values() for p in ps] + [1])
@@ -176,7 +180,7 @@ def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = S
                 for p in people[raw]:
                     by_image.setdefault(int(p["image_id"]), []).append(p)
                 for image_id, ps in by_image.items():
-                    jobs.append((str(raw_root / IMAGE_DIRS[raw] / ps[0]["file_name"]), image_id, ps))
+                    jobs.append((str(images / IMAGE_DIRS[raw] / ps[0]["file_name"]), image_id, ps))
                     order += [(annotation_file(raw_root, raw).name, p) for p in ps]
             meta = {"domain": "densepose_coco", "split": split, "layout": "coco17", "joints": LAYOUTS["coco17"],
                     "source": f"DensePose-COCO 2014 ({' + '.join(raws)})", "depth_kind": None,
@@ -193,9 +197,11 @@ def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = S
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = prepare_parser(__doc__.splitlines()[0])
+    parser.add_argument("--images", help="folder with train2014/ and val2014/ (default: --raw)")
 
     def body(args, workers):
-        return prepare(Path(args.raw), Path(args.out), args.resolution, args.shard_size, workers)
+        return prepare(Path(args.raw), Path(args.out), args.resolution, args.shard_size, workers,
+                       Path(args.images) if args.images else None)
 
     return run_prepare_cli(parser, body, argv)
 

@@ -54,9 +54,12 @@ def test_paper_profile_plans_real_data_instead_of_rendering(tmp_path, repo_root,
     rules = {}
     for job in jobs.values():
         rules[job["rule"]] = rules.get(job["rule"], 0) + 1
-    assert rules == {"fetch": 6, "prepare": 6, "imagenet_init": 1, "split": 4, "pretrain_stage1": 1,
+    assert rules == {"fetch": 7, "prepare": 6, "imagenet_init": 1, "split": 4, "pretrain_stage1": 1,
                      "pretrain_stage2": 4, "retrieval": 1, "finetune": 4, "versatility": 2, "aggregate": 1}
     itop = next(cmd for cmd, job in jobs.items() if job["outputs"] == {"data/paper/real/itop"})
     assert itop.startswith("python -m hcmoco.datasets.itop --raw data/raw/itop --out data/paper/real/itop")
+    densepose = next(cmd for cmd, job in jobs.items() if job["outputs"] == {"data/paper/real/densepose_coco"})
+    assert densepose.endswith("--images data/raw/coco2014")
+    assert "data/raw/coco2014/MANIFEST.json" in jobs[densepose]["inputs"]
     stage1 = next(cmd for cmd, job in jobs.items() if job["rule"] == "pretrain_stage1")
     assert "--data data/paper/real/ntu data/paper/real/mpii" in stage1

@@ -30,7 +30,7 @@ VARIANTS = list(PARAMS["pretrain"]["variants"])
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
 PRETRAIN_SOURCES = [PARAMS["pretrain"]["sources"]["paired"], PARAMS["pretrain"]["sources"]["keypoints"]]
 REAL = PARAMS["real"]["datasets"]
-RAW = sorted({spec["raw"] for spec in REAL.values()})
+RAW = sorted({raw for spec in REAL.values() for raw in [spec["raw"], *spec.get("also", [])]})
 VERSATILITY_EXPERIMENTS = ["crossmodal", "missing"]
 VERSATILITY_TASK = "depth_parsing"
 VERSATILITY_DOMAIN = PARAMS["splits"]["tasks"][VERSATILITY_TASK]["domain"]
@@ -155,6 +155,11 @@ def results_root(wildcards, output):
 
 def raw_manifest(wildcards):
     return f"data/raw/{REAL[wildcards.dataset]['raw']}/MANIFEST.json"
+
+
+def also_manifests(wildcards):
+    """Manifests of the other raw datasets a preprocessor reads (`also`)."""
+    return [f"data/raw/{raw}/MANIFEST.json" for raw in REAL[wildcards.dataset].get("also", [])]
 
 
 def raw_dir(wildcards, input):

@@ -21,6 +21,7 @@ rule fetch:
 rule prepare:
     input:
         manifest=raw_manifest,
+        also=also_manifests,
         code=CODE["prepare"],
     output:
         data=directory(f"data/{PROFILE}/real/{{dataset}}"),
