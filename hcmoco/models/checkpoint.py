@@ -32,12 +32,16 @@ def backbone_state_dict(model: nn.Module, modality: str) -> dict[str, Tensor]:
 
 
 def save_backbone(path: str | Path, model: nn.Module, modality: str) -> None:
-    """Write one backbone (with its HRNet config) atomically: temp file, then rename."""
+    """Write the RGB or depth backbone of an HCMoCo model (write_backbone)."""
+    write_backbone(path, model.backbone(modality), modality)
+
+
+def write_backbone(path: str | Path, net: nn.Module, modality: str) -> None:
+    """One HRNet as a backbone file (with its config), atomically: temp file, then rename."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "modality": modality,
-               "config": model.backbone(modality).config.to_dict(),
-               "state_dict": backbone_state_dict(model, modality)}
+    payload = {"format": FORMAT, "modality": modality, "config": net.config.to_dict(),
+               "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

@@ -16,10 +16,8 @@ file and the first keys at fault. The one tolerance: BatchNorm `num_batches_trac
 from __future__ import annotations
 
 import argparse
-import os
 import pickle
 import sys
-import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,7 +27,7 @@ from torch import Tensor
 
 from hcmoco.errors import HcmocoError
 
-from .checkpoint import FORMAT, HRNET_CLS_HEAD_PREFIXES
+from .checkpoint import HRNET_CLS_HEAD_PREFIXES, write_backbone
 from .hrnet import HRNet, HRNetConfig
 
 PRESET = "w18"
@@ -86,22 +84,6 @@ def load_imagenet(net: HRNet, path: str | Path) -> ImageNetLoad:
         raise HcmocoError(f"{path}: not HRNetV2 ImageNet weights for this backbone; " + "; ".join(faults))
     net.load_state_dict({**{k: torch.zeros_like(own[k]) for k in defaulted}, **backbone}, strict=True)
     return ImageNetLoad(dropped, defaulted)
-
-
-def write_backbone(path: str | Path, net: HRNet, modality: str) -> None:
-    """`net` as a backbone file (checkpoint.FORMAT, as pre-training writes), atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"format": FORMAT, "modality": modality, "config": net.config.to_dict(),
-               "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def convert(weights: str | Path, out: str | Path, modality: str = "rgb",
