@@ -23,7 +23,7 @@ from hcmoco.results import plots
 from hcmoco.results.collect import (TASK_METRICS, finetune_records, pretrain_histories, retrieval_records,
                                     versatility_records)
 from hcmoco.results.summary import ablation_statements, finetune_statements, versatility_statements
-from hcmoco.results.tables import (ablation_table, percent, retrieval_table, task_tables, versatility_table)
+from hcmoco.results.tables import ablation_table, retrieval_table, task_tables, versatility_table
 from hcmoco.runlog import RunLog, log_path_for
 
 SUMMARY_FIELDS = ["table", "row", "column", "metric", "expected", "ours", "std", "runs", "difference"]
@@ -58,16 +58,21 @@ def summary_markdown(profile: str, built: dict) -> str:
 
 
 def metrics_json(built: dict) -> dict:
-    """{task: {init: {fraction: mean %}}} of each task's main metric, for `dvc metrics`."""
+    """{table: {init: {column: mean %}}} of each task's main table and the versatility tables,
+    for `dvc metrics` (ASCII keys: "RGB to depth")."""
     out: dict = {}
-    for t in built["tables"]:
-        for n in t.numbers:
-            if n["table"] in TASK_METRICS and n["ours"] != "n/a":
-                out.setdefault(n["table"], {}).setdefault(n["row"], {})[n["column"]] = n["ours"]
-            elif n["table"] in ("crossmodal", "missing") and n["ours"] != "n/a":
-                key = n["column"].replace("→", " to ")
-                out.setdefault(n["table"], {}).setdefault(n["row"], {})[key] = n["ours"]
+    for n in (n for t in built["tables"] for n in t.numbers):
+        if n["table"] in (*TASK_METRICS, "crossmodal", "missing") and n["ours"] != "n/a":
+            out.setdefault(n["table"], {}).setdefault(n["row"], {})[n["column"].replace("→", " to ")] = n["ours"]
     return out
+
+
+def csv_text(fields: list[str], rows) -> str:
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fields, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue()
 
 
 def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path, plot_data: Path) -> None:
@@ -76,11 +81,7 @@ def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path,
             for ext, text in (("md", t.markdown()), ("csv", t.csv()), ("tex", t.latex())):
                 (tmp / f"{t.name}.{ext}").write_text(text)
         (tmp / "all.md").write_text("\n".join(t.markdown() for t in built["tables"]))
-        buf = io.StringIO()
-        writer = csv.DictWriter(buf, SUMMARY_FIELDS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(n for t in built["tables"] for n in t.numbers)
-        (tmp / "summary.csv").write_text(buf.getvalue())
+        (tmp / "summary.csv").write_text(csv_text(SUMMARY_FIELDS, (n for t in built["tables"] for n in t.numbers)))
         (tmp / "summary.md").write_text(summary_markdown(params["profile"], built))
     with atomic_directory(figures) as tmp:
         for task in TASK_METRICS:
@@ -93,11 +94,7 @@ def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path,
             fractions = sorted({p[0] for pts in series.values() for p in pts})
             rows = [{"fraction_percent": round(f * 100, 4), **{init: next((round(p[1], 4) for p in pts if p[0] == f), "")
                                                       for init, pts in series.items()}} for f in fractions]
-            buf = io.StringIO()
-            writer = csv.DictWriter(buf, ["fraction_percent", *series], lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            (tmp / f"{task}.csv").write_text(buf.getvalue())
+            (tmp / f"{task}.csv").write_text(csv_text(["fraction_percent", *series], rows))
     atomic_write_text(metrics, json.dumps(metrics_json(built), indent=1, sort_keys=True))
 
 

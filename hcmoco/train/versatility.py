@@ -117,16 +117,22 @@ def embeddings(net: DenseParser, split: ProcessedSplit, indices: np.ndarray, bat
     return {m: torch.cat(v) for m, v in out.items()}
 
 
+def frozen_embeddings(net: DenseParser, split: ProcessedSplit, pool: np.ndarray, val: np.ndarray) -> dict:
+    """{"train", "val"}: both modalities' dense maps of the frozen encoders, computed once."""
+    return {"train": embeddings(net, split, pool), "val": embeddings(net, split, val)}
+
+
 def train(net: DenseParser, split: ProcessedSplit, pool: np.ndarray, val: np.ndarray, modalities: Sequence[str],
-          cfg: dict, seed: int, weights: torch.Tensor | None, frozen: bool) -> tuple[float, int]:
-    """Train (classifier only when `frozen`), keep the best validation state; (val mIoU, step)."""
+          cfg: dict, seed: int, weights: torch.Tensor | None, cache: dict | None = None) -> tuple[float, int]:
+    """Train end to end, or the classifier only on the frozen embeddings `cache`
+    (frozen_embeddings); keep the best validation state; (val mIoU, step)."""
+    frozen = cache is not None
     params = list(net.classifier.parameters()) if frozen else list(net.parameters())
     net.requires_grad_(False)
     for p in params:
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], cfg["steps"])
-    cache = {"train": embeddings(net, split, pool), "val": embeddings(net, split, val)} if frozen else None
     best = (-1.0, 0, None)
     for step in range(cfg["steps"]):
         net.train(not frozen)
@@ -170,16 +176,18 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
         weights = enet_class_weights(label_counts(train_split.take(pool, ["parsing"])["parsing"], NUM_CLASSES))
     results, selection = {}, {}
     if experiment == "crossmodal":
+        cache = test_cache = None  # the frozen encoders are the same for both directions
         for source, target in (("rgb", "depth"), ("depth", "rgb")):
             seed_everything(seed)
             net = load_parser(params, model)
-            selection[source] = train(net, train_split, pool, val, [source], cfg, seed, weights, frozen=True)
-            test_cache = embeddings(net, test_split, test)
+            if cache is None:
+                cache, test_cache = frozen_embeddings(net, train_split, pool, val), embeddings(net, test_split, test)
+            selection[source] = train(net, train_split, pool, val, [source], cfg, seed, weights, cache)
             for m in (source, target):
                 results[f"{source}->{m}"] = miou(net, test_split, test, [m], cache=test_cache)
     else:
         net = load_parser(params, model)
-        selection["rgbd"] = train(net, train_split, pool, val, ["rgb", "depth"], cfg, seed, weights, frozen=False)
+        selection["rgbd"] = train(net, train_split, pool, val, ["rgb", "depth"], cfg, seed, weights)
         for name, modalities in (("rgbd", ["rgb", "depth"]), ("rgb", ["rgb"]), ("depth", ["depth"])):
             results[f"rgbd->{name}"] = miou(net, test_split, test, modalities)
     return {"experiment": experiment, "task": task, "metric": "miou", "init": init, "seed": seed,

@@ -130,7 +130,7 @@ def test_crossmodal_training_leaves_encoders_and_dense_heads_unchanged(setup):
     split = ProcessedSplit(setup["data"] / "synth_parsing4k/train")
     cfg = {"lr": 0.05, "lr_min": 0.0, "weight_decay": 0.0, "steps": 3, "batch_size": 4, "eval_every": 3}
     pool, val = torch.arange(8).numpy(), torch.arange(8, 12).numpy()
-    versatility.train(net, split, pool, val, ["rgb"], cfg, 0, None, frozen=True)
+    versatility.train(net, split, pool, val, ["rgb"], cfg, 0, None, versatility.frozen_embeddings(net, split, pool, val))
     after = net.state_dict()
     changed = {k for k in before if not torch.equal(before[k], after[k])}
     assert changed == {"classifier.weight", "classifier.bias"}
