@@ -39,7 +39,7 @@ def _read_yaml(path: Path) -> dict:
 
 
 # Free-form mappings (their keys are names, not parameters): an overlay replaces them whole.
-REPLACED_WHOLE = {"finetune.grids", "synth.domains", "real.datasets"}
+REPLACED_WHOLE = {"finetune.grids", "synth.domains", "real.datasets", "finetune.tasks.densepose.rcnn.detector"}
 
 
 def _overlay(base: dict, over: dict, source: Path, prefix: str = "") -> dict:

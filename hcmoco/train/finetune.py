@@ -38,6 +38,7 @@ from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
 from hcmoco.tasks import (A2JHead, DensePoseHead, SegmentationHead, a2j_loss, densepose_loss,
                           depth_pixel_ratio, enet_class_weights, segmentation_loss)
 from hcmoco.train.curves import write_curves
+from hcmoco.train.detection import build_detector, detection_loss
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
 from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
 from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES, TASK_MODALITY, TaskData
@@ -132,10 +133,10 @@ def _rank(record: dict) -> tuple[float, float]:
     return tuple(-math.inf if record.get(k) is None else record[k] for k in ("val", "tiebreak"))
 
 
-def _set_train(model: TaskModel, frozen: bool) -> None:
+def _set_train(model: nn.Module, backbone: HRNet, frozen: bool) -> None:
     model.train()
     if frozen:  # BN statistics belong to the backbone too: they must not move either
-        model.backbone.eval()
+        backbone.eval()
 
 
 def finetune(params: dict, task: str, init: str, fraction: float, seed: int, data_dir: Path, splits_dir: Path,
@@ -156,18 +157,23 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     train_file = fraction_file(splits_dir, fraction, seed)
     pool, val_idx = _split(train_file, task), _split(splits_dir / "val.json", task)
     test_idx = _split(splits_dir / "test.json", task)
-    model = TaskModel(task, build_backbone(init, backbone_file, preset, TASK_MODALITY[task]), tcfg,
-                      train_data.resolution, train_data.num_joints)
+    backbone = build_backbone(init, backbone_file, preset, TASK_MODALITY[task])
+    if train_data.detection:  # whole images: DensePose R-CNN on the backbone
+        model = build_detector(backbone, tcfg["rcnn"], train_data.resolution)
+        batch_size = tcfg["rcnn"]["batch_size"]
+    else:
+        model = TaskModel(task, backbone, tcfg, train_data.resolution, train_data.num_joints)
+        batch_size = cfg["batch_size"]
     model.to(device, memory_format=torch.channels_last)
     frozen = cfg["freeze_backbone"]
-    model.backbone.requires_grad_(not frozen)
+    backbone.requires_grad_(not frozen)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = (torch.optim.SGD(trainable, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
                  if cfg["optimizer"] == "sgd" else
                  torch.optim.AdamW(trainable, lr=cfg["lr"], weight_decay=cfg["weight_decay"]))
     weights = (enet_class_weights(train_data.class_counts(pool)).to(device)
                if tcfg.get("class_weights") == "enet" else None)
-    steps = num_steps(cfg, len(pool))
+    steps = num_steps({**cfg, "batch_size": batch_size}, len(pool))
     lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], steps)
     ckdir = checkpoint_dir(out, {"finetune": cfg, "preset": preset, "task": task, "init": init, "fraction": fraction,
                                  "seed": seed, "data": str(data_dir), "train": _digest(train_file),
@@ -179,16 +185,19 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         start, history, evals, best = resumed["step"], resumed["history"], resumed["evals"], resumed["best"]
         if log:
             log.event("resumed", step=start, checkpoint=str(ckdir))
-    _set_train(model, frozen)
+    _set_train(model, backbone, frozen)
     bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"finetune {task} {init} {fraction:g}/{seed}",
                leave=False, mininterval=2.0)
     for step in bar:
-        batch = {k: v.to(device, non_blocking=True) for k, v in
-                 train_data.batch(draw(pool, seed, step, cfg["batch_size"])).items()}
+        picked = draw(pool, seed, step, batch_size)
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[step])
         with autocast(precision, device):
-            loss = task_loss(model, model(batch["input"]), batch, tcfg, weights)
+            if train_data.detection:
+                loss = detection_loss(model, train_data.arrays(picked), device)
+            else:
+                batch = {k: v.to(device, non_blocking=True) for k, v in train_data.batch(picked).items()}
+                loss = task_loss(model, model(batch["input"]), batch, tcfg, weights)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -201,7 +210,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
             if best["state"] is None or _rank(evals[-1]) > _rank(best):
                 best = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
                         "step": step + 1, "val": val["value"], "tiebreak": val.get("tiebreak")}
-            _set_train(model, frozen)
+            _set_train(model, backbone, frozen)
             if log:
                 log.event("val", step=step + 1, value=val["value"], loss=history[-1]["loss"])
         if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < steps:
@@ -217,7 +226,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         "task": task, "metric": test["metric"], "test": test["value"], "val": best["val"],
         "best_step": best["step"], "init": init, "fraction": fraction, "seed": seed,
         "train_size": len(pool), "val_size": len(val_idx), "test_size": len(test_idx), "steps": steps,
-        "batch_size": cfg["batch_size"], "backbone": preset, "freeze_backbone": frozen, "device": str(device),
+        "batch_size": batch_size, "backbone": preset, "freeze_backbone": frozen, "device": str(device),
         "precision": precision, "resumed_from": start, "seconds": round(time.perf_counter() - started, 2),
         "git": git_revision(), "val_history": evals, "test_details": test})
     if curves is not None:

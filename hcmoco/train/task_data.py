@@ -22,6 +22,7 @@ import torch
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
+from hcmoco.train.detection import DETECTION_FIELDS, is_detection_split
 from hcmoco.tasks import label_counts, person_depth_window, point_targets, split_iuv, xyz_mm_to_uvd
 
 NUM_CLASSES = 25
@@ -91,7 +92,11 @@ class TaskData:
             raise HcmocoError(f"unknown task {task!r} (known: {', '.join(TASK_FIELDS)})")
         self.task, self.split = task, ProcessedSplit(split_dir)
         self.fields = TASK_FIELDS[task]
-        if task == "densepose" and "iuv" not in self.split.fields and "dp_points" in self.split.fields:
+        # whole images with boxes: DensePose R-CNN (hcmoco.train.detection)
+        self.detection = task == "densepose" and is_detection_split(self.split.fields)
+        if self.detection:
+            self.fields = DETECTION_FIELDS
+        elif task == "densepose" and "iuv" not in self.split.fields and "dp_points" in self.split.fields:
             self.fields = SPARSE_DENSEPOSE_FIELDS
         missing = [f for f in self.fields if f not in self.split.fields]
         if missing:
@@ -107,8 +112,15 @@ class TaskData:
     def num_joints(self) -> int:
         return int(self.split.fields["kp3d"]["shape"][0]) if "kp3d" in self.split.fields else 0
 
+    def arrays(self, indices: np.ndarray) -> dict[str, np.ndarray]:
+        """The task's fields of samples `indices`, as stored."""
+        return self.split.take(np.asarray(indices), self.fields)
+
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        return build_batch(self.task, self.split.take(np.asarray(indices), self.fields))
+        if self.detection:
+            raise HcmocoError(f"{self.split.path}: whole-image DensePose samples feed a detector "
+                              f"(hcmoco.train.detection.detection_batch), not a dense batch")
+        return build_batch(self.task, self.arrays(indices))
 
     def class_counts(self, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
         """(25,) parsing pixel counts over `indices` (for the ENet class weights)."""

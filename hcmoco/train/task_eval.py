@@ -25,6 +25,7 @@ from hcmoco.eval.densepose import DENSEPOSE_KAPPA
 from hcmoco.eval.densepose_geodesic import GeodesicGPS
 from hcmoco.errors import HcmocoError
 from hcmoco.tasks import a2j_decode, decode_iuv, uvd_to_xyz_mm
+from hcmoco.train.detection import evaluate_detections
 from hcmoco.train.runtime import autocast
 from hcmoco.train.task_data import NUM_CLASSES, TaskData
 
@@ -102,6 +103,10 @@ def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: to
         result.update(value=m["map"], tiebreak=-m["mean_error_mm"], mean_error_mm=m["mean_error_mm"],
                       per_joint=dict(zip(joints, m["per_joint"].tolist())),
                       per_joint_error_mm=dict(zip(joints, m["per_joint_error_mm"].tolist())))
+    elif task == "densepose" and data.detection:
+        distance, kappa = surface_distance_for(data)
+        result.update(evaluate_detections(model, data, indices, device=device, batch_size=batch_size,
+                                          precision=precision, full=full, distance=distance, kappa=kappa))
     elif task == "densepose":
         dets = []
         for ids, _, out in _outputs(model, data, indices, batch_size, device, precision):

@@ -3,6 +3,7 @@ background), and the test split is scored with the SMPL geodesics of the officia
 import json
 
 import numpy as np
+import pytest
 import torch
 import yaml
 
@@ -11,6 +12,7 @@ from hcmoco.data.splits import write_splits
 from hcmoco.datasets.densepose_coco_real import prepare
 from hcmoco.tasks import IGNORE_INDEX, point_targets
 from hcmoco.train import finetune as ft
+from hcmoco.train.detection import DETECTION_FIELDS
 from hcmoco.train.task_data import SPARSE_DENSEPOSE_FIELDS, TaskData
 from tests.cli.conftest import REPO
 from tests.fixtures.raw_formats import write_densepose
@@ -59,3 +61,60 @@ def test_densepose_coco_fine_tunes_and_scores_with_geodesics(tmp_path, monkeypat
     assert metrics["metric"] == "gps_ap" and metrics["test_size"] == 1
     details = metrics["test_details"]
     assert {"gps", "gpsm", "mean_gps"} <= set(details) and 0.0 <= details["mean_gps"] <= 1.0
+
+
+def test_densepose_coco_whole_images_train_densepose_rcnn(tmp_path, monkeypatch):
+    """The detection setting: whole images -> DensePose R-CNN on the HRNet backbone, selected on
+    val and scored on the test images with the geodesic GPS AP."""
+    from hcmoco.datasets import densepose_coco_detection
+
+    raw = tmp_path / "raw"
+    write_densepose(raw)
+    (raw / "eval_data").mkdir()
+    write_data(raw / "eval_data")
+    densepose_coco_detection.prepare(raw, tmp_path / "processed", 64)
+    base = yaml.safe_load((REPO / "params/params.yaml").read_text())
+    over = yaml.safe_load((REPO / "params/profiles/smoke.yaml").read_text())
+    over["real"] = {"datasets": {"densepose_coco_detection": {
+        "raw": "densepose_coco", "preprocessor": "densepose_coco_detection"}}}
+    over["splits"].update(fractions=[1.0], val_fraction=0.5,
+                          tasks={"densepose": {"domain": "densepose_coco_detection"}})
+    over["finetune"].update(fractions=[1.0], eval_batch_size=2, min_steps=3, max_steps=3, eval_every=3)
+    over["finetune"].setdefault("tasks", {})["densepose"] = {"rcnn": {
+        "fpn_channels": 16, "representation_size": 32, "head_convs": 1, "head_channels": 16, "batch_size": 1,
+        "detector": {"rpn_pre_nms_top_n_train": 50, "rpn_post_nms_top_n_train": 20, "rpn_pre_nms_top_n_test": 50,
+                     "rpn_post_nms_top_n_test": 20, "box_batch_size_per_image": 16, "box_score_thresh": 0.0,
+                     "box_detections_per_img": 5}}}
+    over["versatility"]["fraction"] = 1.0
+    (tmp_path / "params/profiles").mkdir(parents=True)
+    (tmp_path / "params/params.yaml").write_text(yaml.safe_dump(base))
+    (tmp_path / "params/profiles/real.yaml").write_text(yaml.safe_dump(over))
+    params = load_params(tmp_path / "params/params.yaml", "real")
+    write_splits("densepose", "densepose_coco_detection", tmp_path / "processed", params["splits"],
+                 tmp_path / "splits")
+    data = TaskData("densepose", tmp_path / "processed/train")
+    assert data.detection and data.fields == DETECTION_FIELDS
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run/metrics.json"
+    assert ft.main(["--params", str(tmp_path / "params/params.yaml"), "--profile", "real", "--task", "densepose",
+                    "--init", "scratch", "--fraction", "1.0", "--seed", "0", "--data", str(tmp_path / "processed"),
+                    "--splits", str(tmp_path / "splits"), "--out", str(out)]) == 0
+    metrics = json.loads(out.read_text())
+    assert metrics["metric"] == "gps_ap" and metrics["steps"] == 3 and metrics["batch_size"] == 1
+    details = metrics["test_details"]
+    assert details["setting"] == "detection" and details["num_samples"] == 1
+    assert 0 < details["num_detections"] <= 5  # score threshold 0: the detector always answers
+    assert {"gps", "gpsm", "mean_gps", "gpsm_ap"} <= set(details) and 0.0 <= details["mean_gps"] <= 1.0
+    train = json.loads((out.parent / "curves" / "history.json").read_text())["train"]
+    assert len(train) == 3 and all(np.isfinite(r["loss"]) and r["loss"] > 0 for r in train)
+
+
+def test_detection_options_are_checked_by_name():
+    from hcmoco.config import ParamsError
+    from hcmoco.train.detection import detector_options
+
+    assert detector_options({"detector": {"box_detections_per_img": 7}}) == {"box_detections_per_img": 7}
+    with pytest.raises(ParamsError, match="rcnn.detector.box_detection_per_img"):
+        detector_options({"detector": {"box_detection_per_img": 7}})
+    with pytest.raises(ParamsError, match="rcnn.detector.min_size"):  # fixed by the data's resolution
+        detector_options({"detector": {"min_size": 800}})

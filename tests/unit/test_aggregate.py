@@ -57,6 +57,17 @@ def test_reference_numbers_only_where_the_dataset_matches(results):
     assert scratch["expected"] == "n/a" and scratch["difference"] == "n/a"
 
 
+def test_densepose_reference_only_for_detections_on_whole_images(results):
+    put(results, "densepose", "hcmoco", 1.0, 0, 0.5, gpsm_ap=0.4, mean_gps=0.6)
+    records = finetune_records(results)
+    by_name = lambda dataset: {t.name: t for t in task_tables(records, {"densepose": dataset})}  # noqa: E731
+    detection = by_name("densepose_coco_detection")["densepose"]
+    assert rows(detection)["HCMoCo (paper)"] == ["n/a", "67.77"]
+    assert rows(by_name("densepose_coco_detection")["densepose_gpsm_ap"])["HCMoCo (paper)"] == ["n/a", "n/a"]
+    crops = by_name("densepose_coco")["densepose"]  # ground-truth-box crops
+    assert rows(crops)["HCMoCo (paper)"] == ["n/a", "n/a"]
+
+
 def test_densepose_gets_one_table_per_metric(results):
     names = {t.name: t for t in task_tables(finetune_records(results), {})}
     assert {"densepose", "densepose_gpsm_ap", "densepose_mean_gps"} <= set(names)

@@ -180,5 +180,10 @@ def preprocessor_options(wildcards):
     return " ".join(f"--{k}" if v is True else f"--{k} {v}" for k, v in sorted(opts.items()) if v is not False)
 
 
+def real_resolution(wildcards):
+    """real.datasets.<name>.resolution, else real.resolution."""
+    return REAL[wildcards.dataset].get("resolution", PARAMS["real"]["resolution"])
+
+
 def real_values(wildcards):
     return section_digest(PARAMS, "real.resolution", f"real.datasets.{wildcards.dataset}")

@@ -31,7 +31,7 @@ rule prepare:
         raw=raw_dir,
         module=preprocessor,
         options=preprocessor_options,
-        resolution=PARAMS["real"]["resolution"],
+        resolution=real_resolution,
         values=real_values,
     conda:
         "../envs/hcmoco.yaml"
