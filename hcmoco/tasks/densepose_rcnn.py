@@ -63,7 +63,8 @@ class HRFPN(nn.Module):
         x = torch.cat([feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False)
                                     for f in feats[1:]], 1)
         x = self.reduce(x)
-        return [conv(x if i == 0 else F.avg_pool2d(x, 2 ** i, 2 ** i))
+        # ceil_mode: a small image still gets a (1 x 1) map at every level
+        return [conv(x if i == 0 else F.avg_pool2d(x, 2 ** i, 2 ** i, ceil_mode=True))
                 for i, conv in enumerate(self.convs)]
 
 

@@ -5,6 +5,9 @@
         --backbone-file models/default/pretrain/hcmoco/rgb_backbone.pt \
         --out results/default/finetune/parsing/init~hcmoco/fraction~0.1/seed~0/metrics.json
 
+DensePose on a split of whole images (hcmoco.datasets.densepose_coco_detection) trains DensePose
+R-CNN on the backbone instead of the dense head (hcmoco.train.detection).
+
 The backbone is a fresh HRNet of the `pretrain.backbone` preset (`--init scratch`) or the
 task's modality backbone of a pre-training output, loaded strictly. A task head is trained for
 a fixed step budget on the fraction's samples (`finetune.epochs`, clamped to [min_steps,
@@ -193,7 +196,8 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[step])
         with autocast(precision, device):
-            if train_data.detection:
+            if train_data.detection:  # RPN / RoI sampling draws from torch's RNG: a pure function of the step
+                torch.manual_seed(seed * 1_000_003 + step)
                 loss = detection_loss(model, train_data.arrays(picked), device)
             else:
                 batch = {k: v.to(device, non_blocking=True) for k, v in train_data.batch(picked).items()}

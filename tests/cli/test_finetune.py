@@ -176,3 +176,83 @@ def test_same_seed_same_metrics_and_resume_is_bit_identical(tmp_path, setup, mon
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in c.items() if k not in drop}
     history = [json.loads(Path(d, "curves/history.json").read_text()) for d in "abc"]
     assert history[0] == history[1] == history[2]
+
+
+@pytest.fixture(scope="module")
+def detection(tmp_path_factory, setup):
+    """SynthHuman's DensePose domain in the whole-image format, with its splits."""
+    from hcmoco.data.densepose_detection import convert
+
+    root = tmp_path_factory.mktemp("detection")
+    convert(setup["data"] / "synth_densepose", root / "synth_densepose_detection")
+    params = {**setup["params"], "splits": {**setup["params"]["splits"],
+                                            "tasks": {"densepose": {"domain": "synth_densepose_detection"}}}}
+    params["finetune"] = {**params["finetune"], "tasks": {**params["finetune"]["tasks"], "densepose": {
+        **params["finetune"]["tasks"]["densepose"], "rcnn": {
+            **params["finetune"]["tasks"]["densepose"]["rcnn"], "fpn_channels": 16, "representation_size": 32,
+            "head_convs": 1, "head_channels": 16, "batch_size": 2,
+            "detector": {"rpn_post_nms_top_n_train": 50, "rpn_post_nms_top_n_test": 20,
+                         "box_batch_size_per_image": 32, "box_detections_per_img": 3}}}}}
+    write_splits("densepose", "synth_densepose_detection", root / "synth_densepose_detection", params["splits"],
+                 root / "splits")
+    return {"params": params, "data": root / "synth_densepose_detection", "splits": root / "splits"}
+
+
+def test_detection_format_carries_the_annotations(setup, detection):
+    from hcmoco.data.shards import ProcessedSplit
+
+    for name in ("train", "test"):
+        split = ProcessedSplit(detection["data"] / name)
+        coco = json.loads((split.path / "densepose_coco.json").read_text())
+        dense = ProcessedSplit(setup["data"] / "synth_densepose" / name)
+        assert len(split) == len(dense) and np.array_equal(split.field("rgb"), dense.field("rgb"))
+        assert split.index["generator"] == dense.index["generator"]  # scored with the same distance
+        for ann in coco["annotations"][:5]:
+            s = split[ann["image_id"]]
+            x, y, w, h = ann["bbox"]
+            assert int(s["box_count"]) == 1
+            np.testing.assert_allclose(s["boxes"][0], [x, y, x + w, y + h], rtol=1e-6)
+            n = len(ann["dp_x"])
+            assert int(s["dp_count"][0]) == n
+            np.testing.assert_allclose(s["dp_xy"][0, :n, 0], ann["dp_x"], rtol=1e-6)
+            np.testing.assert_array_equal(s["dp_part"][0, :n], np.round(ann["dp_I"]))
+
+
+def test_densepose_rcnn_resumes_bit_identically_and_keeps_a_frozen_backbone(tmp_path, setup, detection,
+                                                                           monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def go(out, **kw):
+        params = {**detection["params"], "finetune": {**detection["params"]["finetune"], **kw.pop("cfg", {})}}
+        return ft.finetune(params, "densepose", kw.pop("init", "scratch"), 1.0, 0, detection["data"],
+                           detection["splits"], kw.pop("backbone_file", None), Path(out), None, **kw)
+
+    cfg = {"min_steps": 4, "max_steps": 4, "eval_every": 2, "checkpoint_every": 2}
+    a = go("a/metrics.json", cfg=cfg)
+    assert go("c/metrics.json", cfg=cfg, stop_after=3) == {"stopped_at": 3}
+    c = go("c/metrics.json", cfg=cfg)
+    assert c["resumed_from"] == 2 and a["test_details"]["setting"] == "detection"
+    drop = ("seconds", "git", "resumed_from")
+    assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in c.items() if k not in drop}
+    assert a["test_details"]["num_detections"] > 0
+
+    seen, real = [], ft.evaluate
+    monkeypatch.setattr(ft, "evaluate", lambda task, model, *args, **kw: (
+        seen.append({k: v.detach().clone() for k, v in model.state_dict().items()}), real(task, model, *args, **kw))[1])
+    loaded, _, _ = read_backbone(setup["root"] / "rgb_backbone.pt")
+    go("f/metrics.json", cfg={**cfg, "freeze_backbone": True}, init="hcmoco",
+       backbone_file=setup["root"] / "rgb_backbone.pt")
+    for state in seen:
+        body = {k[len("backbone.body."):]: v for k, v in state.items() if k.startswith("backbone.body.")}
+        assert body.keys() == loaded.keys() and all(torch.equal(body[k], loaded[k]) for k in loaded)
+    neck = [k for k in seen[0] if k.startswith("backbone.neck.") and seen[0][k].is_floating_point()]
+    assert neck and any(not torch.equal(seen[1][k], seen[0][k]) for k in neck)  # the neck is not frozen
+
+
+def test_detection_converter_needs_the_coco_annotations(tmp_path, setup, capsys):
+    from hcmoco.data import densepose_detection
+
+    assert densepose_detection.main(["--data", str(setup["data"] / "synth_h36m"), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "synth_h36m/train/densepose_coco.json: missing" in err
+    assert not (tmp_path / "o").exists()

@@ -1,0 +1,113 @@
+"""A DensePose split of images with COCO-format annotations -> the whole-image detection format.
+
+    python -m hcmoco.data.densepose_detection --data data/default/synth/synth_densepose \\
+        --out data/default/synth/synth_densepose_detection
+
+Reads each split (train/, test/) of a processed domain that has `rgb` and a `densepose_coco.json`
+whose image ids are the sample indices (SynthHuman's synth_densepose, DensePose-COCO crops) and
+writes the fields of hcmoco.datasets.densepose_coco_detection: the image unchanged
+(`image_size` = its size, `scale` 1), every non-crowd person's box and DensePose points. The
+annotations are copied, so DensePose R-CNN (hcmoco.train.detection) trains and is scored on
+exactly what the dense head sees: a way to run the detector on SynthHuman, on any machine.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+from hcmoco.atomic import atomic_directory
+from hcmoco.data.shards import ProcessedSplit, SplitWriter, shard_ranges
+from hcmoco.errors import HcmocoError
+
+SHARD_SIZE = 256
+
+
+def _people(coco: dict, count: int, path: Path) -> list[list[dict]]:
+    people: list[list[dict]] = [[] for _ in range(count)]
+    for ann in coco["annotations"]:
+        i = ann["image_id"]
+        if not isinstance(i, int) or not 0 <= i < count:
+            raise HcmocoError(f"{path}: annotation {ann.get('id')} names image {i!r}, not a sample index 0..{count - 1}")
+        if not ann.get("iscrowd", 0) and ann["bbox"][2] > 0 and ann["bbox"][3] > 0:
+            people[i].append(ann)
+    return people
+
+
+def _arrays(rgb: np.ndarray, people: list[list[dict]], max_people: int, max_points: int) -> dict[str, np.ndarray]:
+    n = len(rgb)
+    out = {"rgb": rgb, "image_size": np.tile(np.array(rgb.shape[1:3], np.int32), (n, 1)),
+           "scale": np.ones(n, np.float32), "boxes": np.zeros((n, max_people, 4), np.float32),
+           "box_count": np.array([len(p) for p in people], np.int32),
+           "dp_xy": np.zeros((n, max_people, max_points, 2), np.float32),
+           "dp_uv": np.zeros((n, max_people, max_points, 2), np.float32),
+           "dp_part": np.zeros((n, max_people, max_points), np.uint8),
+           "dp_count": np.zeros((n, max_people), np.int32)}
+    for b, anns in enumerate(people):
+        for m, a in enumerate(anns):
+            x, y, w, h = a["bbox"]
+            out["boxes"][b, m] = (x, y, x + w, y + h)
+            if "dp_x" in a:
+                k = len(a["dp_x"])
+                out["dp_xy"][b, m, :k] = np.stack([a["dp_x"], a["dp_y"]], 1)
+                out["dp_uv"][b, m, :k] = np.stack([a["dp_U"], a["dp_V"]], 1)
+                out["dp_part"][b, m, :k] = np.asarray(a["dp_I"], np.float64).round()
+                out["dp_count"][b, m] = k
+    return out
+
+
+def convert(data: Path, out: Path, shard_size: int = SHARD_SIZE) -> dict[str, int]:
+    """Write out/{train,test} from data/{train,test}; returns the image counts."""
+    data, out = Path(data), Path(out)
+    splits = {name: ProcessedSplit(data / name) for name in ("train", "test")}
+    cocos, people = {}, {}
+    for name, split in splits.items():
+        path = split.path / "densepose_coco.json"
+        if not path.is_file():
+            raise HcmocoError(f"{path}: missing (the COCO-format DensePose annotations of the split)")
+        if "rgb" not in split.fields:
+            raise HcmocoError(f"{split.path / 'index.json'}: no rgb field")
+        cocos[name] = json.loads(path.read_text())
+        people[name] = _people(cocos[name], len(split), path)
+    everyone = [a for ps in people.values() for p in ps for a in p]
+    max_people = max([len(p) for ps in people.values() for p in ps] + [1])
+    max_points = max([len(a["dp_x"]) for a in everyone if "dp_x" in a] + [1])
+    counts = {}
+    with atomic_directory(out) as tmp:
+        for name, split in splits.items():
+            meta = {k: v for k, v in split.index.items() if k not in ("format", "fields", "shards", "num_samples")}
+            meta.update(domain=f"{split.index['domain']}_detection", dp_max_people=max_people,
+                        dp_max_points=max_points, converted_from=str(split.path))
+            keep = [f for f in ("subject", "image_id") if f in split.fields]
+            with SplitWriter(tmp / name, meta) as writer:
+                for lo, hi in shard_ranges(len(split), shard_size):
+                    idx = np.arange(lo, hi)
+                    arrays = split.take(idx, ["rgb", *keep])
+                    writer.add_shard({**_arrays(arrays["rgb"], people[name][lo:hi], max_people, max_points),
+                                      **{f: arrays[f] for f in keep}})
+            shutil.copyfile(split.path / "densepose_coco.json", tmp / name / "densepose_coco.json")
+            counts[name] = len(split)
+    return counts
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", required=True, help="processed domain with train/ and test/")
+    parser.add_argument("--out", required=True, help="output domain directory")
+    args = parser.parse_args(argv)
+    try:
+        counts = convert(Path(args.data), Path(args.out))
+    except HcmocoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"{args.out}: {counts}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
