@@ -27,3 +27,16 @@ def run_cli(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace,
         print(f"error: {err}", file=sys.stderr)
         return 2
     return 0
+
+
+def run_plain_cli(parser: argparse.ArgumentParser, body: Callable[[argparse.Namespace], str],
+                  argv: Sequence[str] | None = None) -> int:
+    """Parse and run body(args) -> a line to print, for commands without params; expected
+    failures become one `error:` line and exit code 2."""
+    args = parser.parse_args(argv)
+    try:
+        print(body(args))
+    except HcmocoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0

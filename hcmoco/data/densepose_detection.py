@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import sys
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 
 from hcmoco.atomic import atomic_directory
+from hcmoco.cli_common import run_plain_cli
 from hcmoco.data.shards import ProcessedSplit, SplitWriter, shard_ranges
 from hcmoco.errors import HcmocoError
 
@@ -99,14 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", required=True, help="processed domain with train/ and test/")
     parser.add_argument("--out", required=True, help="output domain directory")
-    args = parser.parse_args(argv)
-    try:
-        counts = convert(Path(args.data), Path(args.out))
-    except HcmocoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{args.out}: {counts}")
-    return 0
+    return run_plain_cli(parser, lambda args: f"{args.out}: {convert(Path(args.data), Path(args.out))}", argv)
 
 
 if __name__ == "__main__":

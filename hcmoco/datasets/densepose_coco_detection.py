@@ -36,8 +36,9 @@ from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.datasets.coco_keypoints import load_coco, person_category
 from hcmoco.datasets.crops import CropBox, crop_rgb, read_rgb
-from hcmoco.datasets.densepose_coco_real import IMAGE_DIRS, POINT_KEYS, RAW_SPLITS, annotation_file, densepose_people
-from hcmoco.datasets.writer import SHARD_SIZE, check_resolution, prepare_parser, run_prepare_cli, write_split
+from hcmoco.datasets.densepose_coco_real import (IMAGE_DIRS, POINT_KEYS, RAW_SPLITS, annotation_file,
+                                                 densepose_people, images_cli)
+from hcmoco.datasets.writer import SHARD_SIZE, check_resolution, write_split
 
 DOMAIN = "densepose_coco_detection"
 
@@ -147,14 +148,7 @@ def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = S
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = prepare_parser(__doc__.splitlines()[0])
-    parser.add_argument("--images", help="folder with train2014/ and val2014/ (default: --raw)")
-
-    def body(args, workers):
-        return prepare(Path(args.raw), Path(args.out), args.resolution, args.shard_size, workers,
-                       Path(args.images) if args.images else None)
-
-    return run_prepare_cli(parser, body, argv)
+    return images_cli(prepare, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -195,15 +195,20 @@ def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = S
     return counts
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = prepare_parser(__doc__.splitlines()[0])
+def images_cli(prepare_fn, description: str, argv: Sequence[str] | None = None) -> int:
+    """The DensePose-COCO preprocessors' CLI: the common options plus --images."""
+    parser = prepare_parser(description)
     parser.add_argument("--images", help="folder with train2014/ and val2014/ (default: --raw)")
 
     def body(args, workers):
-        return prepare(Path(args.raw), Path(args.out), args.resolution, args.shard_size, workers,
-                       Path(args.images) if args.images else None)
+        return prepare_fn(Path(args.raw), Path(args.out), args.resolution, args.shard_size, workers,
+                          Path(args.images) if args.images else None)
 
     return run_prepare_cli(parser, body, argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return images_cli(prepare, __doc__.splitlines()[0], argv)
 
 
 if __name__ == "__main__":

@@ -8,11 +8,11 @@ the aggregate rule wrote, so the README's numbers are never typed by hand.
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 from typing import Sequence
 
 from hcmoco.atomic import atomic_write_text
+from hcmoco.cli_common import run_plain_cli
 from hcmoco.errors import HcmocoError
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -34,17 +34,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--summary", required=True, help="summary.md written by hcmoco.results.aggregate")
     parser.add_argument("--readme", default="README.md")
-    args = parser.parse_args(argv)
-    try:
+
+    def body(args) -> str:
         summary, readme = Path(args.summary), Path(args.readme)
         if not summary.is_file():
             raise HcmocoError(f"{summary}: not found (run the pipeline first: make reproduce)")
         atomic_write_text(readme, splice(readme.read_text(), summary.read_text(), str(summary)))
-    except HcmocoError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    print(f"{args.readme}: results section from {args.summary}")
-    return 0
+        return f"{args.readme}: results section from {args.summary}"
+
+    return run_plain_cli(parser, body, argv)
 
 
 if __name__ == "__main__":
