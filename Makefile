@@ -5,7 +5,7 @@ PROFILE ?= default
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results
+.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results dvc-pipeline
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -32,6 +32,11 @@ lint: venv
 
 report: venv
 	snakemake --config profile=$(PROFILE) --report results/$(PROFILE)/report.html
+
+# Snakemake's plan for PROFILE as a DVC pipeline: workflow/dvc/$(PROFILE)/dvc.yaml (`dvc repro` it);
+# a numeric CORES sets the threads written into the commands.
+dvc-pipeline: venv
+	python -m hcmoco.dvc_export --profile $(PROFILE)$(if $(filter-out all,$(CORES)), --cores $(CORES))
 
 readme-results: venv
 	python -m hcmoco.results.readme --summary results/default/tables/summary.md --readme README.md

@@ -1,6 +1,7 @@
 """Read the jobs of both workflow tools: (command, inputs, outputs) per job."""
 from __future__ import annotations
 
+import os
 import subprocess
 from pathlib import Path
 
@@ -26,17 +27,41 @@ def snakemake_jobs(repo: Path, env: dict, *extra: str) -> dict[str, dict]:
     return jobs
 
 
-def dvc_jobs(repo: Path) -> dict[str, dict]:
-    """Every resolved DVC stage (foreach expanded): command, file deps, outs, params keys."""
+def dvc_jobs(repo: Path, dvcfile: str = "dvc.yaml") -> dict[str, dict]:
+    """The resolved stages (foreach expanded) of one pipeline file, by default the root dvc.yaml
+    (others, e.g. an exported workflow/dvc/<profile>/dvc.yaml, are left out): command, file deps,
+    outs, params keys."""
     from dvc.dependency.param import ParamsDependency
     from dvc.repo import Repo
 
     jobs = {}
     with Repo(str(repo)) as dvc_repo:
         for stage in dvc_repo.index.stages:
+            if os.path.relpath(stage.dvcfile.path, dvc_repo.root_dir) != os.path.normpath(dvcfile):
+                continue
             files = {str(d.def_path) for d in stage.deps if not isinstance(d, ParamsDependency)}
             params = {str(d.def_path): set(d.params) for d in stage.deps if isinstance(d, ParamsDependency)}
             jobs[" ".join(stage.cmd.split())] = {"stage": stage.addressing, "inputs": files,
                                                  "outputs": {str(o.def_path) for o in stage.outs},
                                                  "params": params}
     return jobs
+
+
+def assert_same_dag(snake: dict[str, dict], dvc: dict[str, dict]) -> None:
+    """The same commands; per command, DVC's deps cover Snakemake's inputs and outputs agree."""
+    assert snake, "no Snakemake jobs parsed"
+    assert set(snake) == set(dvc), (
+        f"only in Snakemake: {sorted(set(snake) - set(dvc))}\nonly in DVC: {sorted(set(dvc) - set(snake))}")
+    for cmd, job in snake.items():
+        deps = dvc[cmd]["inputs"]
+        assert {covering(path, deps) for path in job["inputs"]} == deps, f"{dvc[cmd]['stage']}: inputs differ\n{cmd}"
+        assert job["outputs"] == dvc[cmd]["outputs"], f"{dvc[cmd]['stage']}: outputs differ\n{cmd}"
+
+
+def covering(path: str, deps: set[str]) -> str | None:
+    """The DVC dependency that is `path` or a folder holding it (DVC hashes folders by content;
+    Snakemake lists the files, since it compares modification times)."""
+    for dep in deps:
+        if path == dep or path.startswith(dep.rstrip("/") + "/"):
+            return dep
+    return None
