@@ -69,7 +69,7 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     assert "Nothing to be done" in run(["snakemake", "-n", "--cores", "2"], built, venv_env)
     params = built / "params/params.yaml"
     original = params.read_text()
-    edit(params, "densepose: {part_weight: 1.0, uv_weight: 1.0}", "densepose: {part_weight: 1.0, uv_weight: 2.0}")
+    edit(params, "      uv_weight: 1.0\n", "      uv_weight: 2.0\n")  # finetune.tasks.densepose
     assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 1, "aggregate": 1}
     params.write_text(original)
     edit(params, "tau: 0.07", "tau: 0.1")
