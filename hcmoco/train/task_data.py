@@ -7,6 +7,9 @@
 | pose3d | synth_itop | depth with background, cleared by `person_depth_window` | A2J targets from kp3d |
 | densepose | synth_densepose | RGB (the crop is the whole image) | I, U, V (dense; sparse points + coarse mask on DensePose-COCO) |
 
+A DensePose split of whole images (fields `boxes`, `dp_xy`, ...) feeds DensePose R-CNN instead:
+`TaskData.detection` is set and `arrays` gives the samples to hcmoco.train.detection.
+
 Pose3d input is built from the depth map alone (`pose3d_inputs`); the joints only enter the
 targets (`pose3d_targets`): the public ITOP code cleared the background with ground-truth
 joint depths, which leaks the answer into the test input.
