@@ -158,6 +158,14 @@ def check_references(params: dict, source: str = "params") -> None:
     _subset(vs["seeds"], seeds, "versatility.seeds", source, "splits.seeds")
 
 
+def task_domain(params: dict, task: str, option: str = "--task") -> str:
+    """The domain of a downstream task of splits.tasks; an unknown task is one ParamsError."""
+    tasks = params["splits"]["tasks"]
+    if task not in tasks:
+        raise ParamsError(f"{option}: unknown task {task!r} (known: {', '.join(tasks)})")
+    return tasks[task]["domain"]
+
+
 def finetune_cells(params: dict, init: str, task: str | None = None) -> list[tuple[float, int]]:
     """The (fraction, seed) cells of `task` fine-tuned from `init`: finetune.fractions (or the
     task's own `fractions`) x finetune.seeds, each replaced by the init's finetune.grids entry."""

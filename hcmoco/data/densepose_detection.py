@@ -23,42 +23,24 @@ import numpy as np
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import run_plain_cli
 from hcmoco.data.shards import ProcessedSplit, SplitWriter, shard_ranges
+from hcmoco.datasets.densepose_coco_detection import is_target, person_arrays
+from hcmoco.datasets.writer import stack_samples
 from hcmoco.errors import HcmocoError
 
 SHARD_SIZE = 256
 
 
 def _people(coco: dict, count: int, path: Path) -> list[list[dict]]:
+    """The detector targets of each image (sample index)."""
     people: list[list[dict]] = [[] for _ in range(count)]
     for ann in coco["annotations"]:
         i = ann["image_id"]
         if not isinstance(i, int) or not 0 <= i < count:
-            raise HcmocoError(f"{path}: annotation {ann.get('id')} names image {i!r}, not a sample index 0..{count - 1}")
-        if not ann.get("iscrowd", 0) and ann["bbox"][2] > 0 and ann["bbox"][3] > 0:
+            raise HcmocoError(f"{path}: annotation {ann.get('id')} names image {i!r}, "
+                              f"not a sample index 0..{count - 1}")
+        if is_target(ann):
             people[i].append(ann)
     return people
-
-
-def _arrays(rgb: np.ndarray, people: list[list[dict]], max_people: int, max_points: int) -> dict[str, np.ndarray]:
-    n = len(rgb)
-    out = {"rgb": rgb, "image_size": np.tile(np.array(rgb.shape[1:3], np.int32), (n, 1)),
-           "scale": np.ones(n, np.float32), "boxes": np.zeros((n, max_people, 4), np.float32),
-           "box_count": np.array([len(p) for p in people], np.int32),
-           "dp_xy": np.zeros((n, max_people, max_points, 2), np.float32),
-           "dp_uv": np.zeros((n, max_people, max_points, 2), np.float32),
-           "dp_part": np.zeros((n, max_people, max_points), np.uint8),
-           "dp_count": np.zeros((n, max_people), np.int32)}
-    for b, anns in enumerate(people):
-        for m, a in enumerate(anns):
-            x, y, w, h = a["bbox"]
-            out["boxes"][b, m] = (x, y, x + w, y + h)
-            if "dp_x" in a:
-                k = len(a["dp_x"])
-                out["dp_xy"][b, m, :k] = np.stack([a["dp_x"], a["dp_y"]], 1)
-                out["dp_uv"][b, m, :k] = np.stack([a["dp_U"], a["dp_V"]], 1)
-                out["dp_part"][b, m, :k] = np.asarray(a["dp_I"], np.float64).round()
-                out["dp_count"][b, m] = k
-    return out
 
 
 def convert(data: Path, out: Path, shard_size: int = SHARD_SIZE) -> dict[str, int]:
@@ -88,8 +70,11 @@ def convert(data: Path, out: Path, shard_size: int = SHARD_SIZE) -> dict[str, in
                 for lo, hi in shard_ranges(len(split), shard_size):
                     idx = np.arange(lo, hi)
                     arrays = split.take(idx, ["rgb", *keep])
-                    writer.add_shard({**_arrays(arrays["rgb"], people[name][lo:hi], max_people, max_points),
-                                      **{f: arrays[f] for f in keep}})
+                    rgb, n = arrays["rgb"], hi - lo
+                    targets = stack_samples([person_arrays(p, 1.0, max_people, max_points)
+                                             for p in people[name][lo:hi]])
+                    writer.add_shard({"rgb": rgb, "image_size": np.tile(np.array(rgb.shape[1:3], np.int32), (n, 1)),
+                                      "scale": np.ones(n, np.float32), **targets, **{f: arrays[f] for f in keep}})
             shutil.copyfile(split.path / "densepose_coco.json", tmp / name / "densepose_coco.json")
             counts[name] = len(split)
     return counts

@@ -18,7 +18,7 @@ import numpy as np
 
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import ParamsError
+from hcmoco.config import ParamsError, task_domain
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.runlog import RunLog, log_path_for
 
@@ -110,11 +110,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output directory of the task's split files")
 
     def body(args, params):
-        tasks = params["splits"]["tasks"]
-        if args.task not in tasks:
-            raise ParamsError(f"--task: unknown task {args.task!r} (known: {', '.join(tasks)})")
+        domain = task_domain(params, args.task)
         log = RunLog(log_path_for(args.out), params, task=args.task)
-        summary = write_splits(args.task, tasks[args.task]["domain"], Path(args.data), params["splits"], Path(args.out))
+        summary = write_splits(args.task, domain, Path(args.data), params["splits"], Path(args.out))
         log.event("done", **summary)
         print(f"{args.task}: pool {summary['pool']}, val {summary['val']}, test {summary['test']}")
 

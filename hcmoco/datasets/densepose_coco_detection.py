@@ -65,20 +65,17 @@ def _without_points(ann: dict) -> dict:
     return {k: v for k, v in ann.items() if k not in POINT_KEYS and k != "dp_masks"}
 
 
-def _is_target(ann: dict) -> bool:
+def is_target(ann: dict) -> bool:
+    """A detector target: a non-crowd person with a non-empty box."""
     return not ann.get("iscrowd", 0) and ann["bbox"][2] > 0 and ann["bbox"][3] > 0
 
 
-def image_sample(job: tuple, resolution: int, max_people: int, max_points: int) -> list[dict]:
-    """The sample of one image: job = (image path, image record of `image_people`)."""
-    path, record = job
-    image = read_rgb(Path(path))
-    h, w = image.shape[:2]
-    scale = resolution / max(h, w)
+def person_arrays(people: list[dict], scale: float, max_people: int, max_points: int) -> dict[str, np.ndarray]:
+    """`boxes` (scaled), `box_count` and the DensePose point fields of one image's targets."""
     boxes = np.zeros((max_people, 4), np.float32)
     dp_xy, dp_uv = np.zeros((max_people, max_points, 2), np.float32), np.zeros((max_people, max_points, 2), np.float32)
     dp_part, dp_count = np.zeros((max_people, max_points), np.uint8), np.zeros(max_people, np.int32)
-    targets = [a for a in record["people"] if _is_target(a)]
+    targets = [a for a in people if is_target(a)]
     for m, ann in enumerate(targets):
         x, y, bw, bh = ann["bbox"]
         boxes[m] = np.array([x, y, x + bw, y + bh]) * scale
@@ -88,11 +85,20 @@ def image_sample(job: tuple, resolution: int, max_people: int, max_points: int) 
             dp_uv[m, :n] = np.stack([ann["dp_U"], ann["dp_V"]], 1)
             dp_part[m, :n] = np.asarray(ann["dp_I"], np.float64).round()
             dp_count[m] = n
+    return {"boxes": boxes, "box_count": np.int32(len(targets)), "dp_xy": dp_xy, "dp_uv": dp_uv,
+            "dp_part": dp_part, "dp_count": dp_count}
+
+
+def image_sample(job: tuple, resolution: int, max_people: int, max_points: int) -> list[dict]:
+    """The sample of one image: job = (image path, image record of `image_people`)."""
+    path, record = job
+    image = read_rgb(Path(path))
+    h, w = image.shape[:2]
+    scale = resolution / max(h, w)
     return [{"rgb": crop_rgb(image, CropBox(0.0, 0.0, float(max(h, w))), resolution),
              "image_size": np.array([min(resolution, int(np.ceil(h * scale))),
                                      min(resolution, int(np.ceil(w * scale)))], np.int32),
-             "scale": np.float32(scale), "boxes": boxes, "box_count": np.int32(len(targets)),
-             "dp_xy": dp_xy, "dp_uv": dp_uv, "dp_part": dp_part, "dp_count": dp_count,
+             "scale": np.float32(scale), **person_arrays(record["people"], scale, max_people, max_points),
              "subject": np.int32(record["image_id"]), "image_id": np.int64(record["image_id"])}]
 
 
@@ -124,7 +130,7 @@ def prepare(raw_root: Path, out_root: Path, resolution: int, shard_size: int = S
     per_raw = {raw: image_people(load_coco(annotation_file(raw_root, raw)), annotation_file(raw_root, raw))
                for raws in RAW_SPLITS.values() for raw in raws}
     everyone = [a for recs in per_raw.values() for r in recs for a in r["people"]]
-    max_people = max([sum(map(_is_target, r["people"])) for recs in per_raw.values() for r in recs] + [1])
+    max_people = max([sum(map(is_target, r["people"])) for recs in per_raw.values() for r in recs] + [1])
     max_points = max([len(a["dp_x"]) for a in everyone if "dp_x" in a] + [1])
     counts = {}
     with atomic_directory(out_root) as tmp:

@@ -281,3 +281,14 @@ def evaluate_densepose(coco_gt: dict, detections: list[dict], distance_fn: Dista
     acc = {name: accumulate(r) for name, r in records.items()}
     stats = summarize({k: v[0] for k, v in acc.items()}, {k: v[1] for k, v in acc.items()})
     return {**stats, "mode": mode, "num_images": len(images)}
+
+
+def best_gps_per_person(coco_gt: dict, detections: list[dict], distance_fn: DistanceFn,
+                        kappa=DENSEPOSE_KAPPA) -> list[float]:
+    """Per non-ignored ground-truth person: the best GPS of any detection in its image (0
+    without one). Its mean still moves while every GPS stays below the AP's thresholds."""
+    by_image: dict[int, list] = defaultdict(list)
+    for d in detections:
+        by_image[d["image_id"]].append(d)
+    return [max([person_gps(a, d, distance_fn, kappa) for d in by_image[a["image_id"]]], default=0.0)
+            for a in coco_gt["annotations"] if not _ignored(a)]

@@ -4,8 +4,8 @@ A DensePose split of whole images (hcmoco.datasets.densepose_coco_detection: fie
 `dp_xy`, ...) makes the `densepose` task a two-stage detector: `build_detector` puts
 hcmoco.tasks.densepose_rcnn's Faster R-CNN + DensePose RoI head on the task's HRNet backbone, with
 the settings of `finetune.tasks.densepose.rcnn`; `detection_batch` turns samples into the
-detector's images and targets; `evaluate_detections` scores the detections with GPS / GPSm AP
-against the split's COCO-format ground truth (geodesic distances on DensePose-COCO).
+detector's images and targets; `detect` gives the detections that hcmoco.train.task_eval scores
+like the dense head's (GPS / GPSm AP against the split's COCO-format ground truth).
 """
 from __future__ import annotations
 
@@ -18,7 +18,6 @@ from torchvision.models.detection import FasterRCNN
 
 from hcmoco.config import ParamsError
 from hcmoco.data.transforms import normalise_rgb
-from hcmoco.eval import evaluate_densepose, person_gps
 from hcmoco.models import HRNet
 from hcmoco.tasks.densepose_rcnn import DensePoseRCNN, build_densepose_rcnn, densepose_results
 from hcmoco.train.runtime import autocast
@@ -95,31 +94,3 @@ def detect(model: nn.Module, data, indices: np.ndarray, *, device: torch.device,
             dets += densepose_results({k: v.float() if v.is_floating_point() else v for k, v in out.items()},
                                       image_id=int(i))
     return dets
-
-
-def best_gps_per_person(gt: dict, dets: list[dict], distance, kappa) -> list[float]:
-    """Per ground-truth person with DensePose points: the best GPS of any detection in its
-    image (0 without one); the tiebreak of model selection while the AP is still 0."""
-    by_image: dict[int, list] = {}
-    for d in dets:
-        by_image.setdefault(d["image_id"], []).append(d)
-    return [max([person_gps(a, d, distance, kappa) for d in by_image.get(a["image_id"], [])], default=0.0)
-            for a in gt["annotations"] if "dp_x" in a and not a.get("iscrowd", 0)]
-
-
-def evaluate_detections(model: nn.Module, data, indices: np.ndarray, *, device: torch.device,
-                        batch_size: int, precision: str, full: bool, distance, kappa) -> dict:
-    """GPS AP (and GPSm AP with full=True), mean best GPS per person, detection count."""
-    dets = detect(model, data, indices, device=device, batch_size=batch_size, precision=precision)
-    gt = data.densepose_gt(indices)
-    result = {}
-    for mode in ("gps", "gpsm") if full else ("gps",):
-        stats = evaluate_densepose(gt, dets, distance, kappa=kappa, mode=mode)
-        result[mode] = {k: v for k, v in stats.items() if k not in ("mode", "num_images")}
-    per_person = best_gps_per_person(gt, dets, distance, kappa)
-    mean_gps = float(np.mean(per_person)) if per_person else float("nan")
-    result.update(value=result["gps"]["AP"], tiebreak=mean_gps, mean_gps=mean_gps, num_detections=len(dets),
-                  setting="detection")
-    if full:
-        result["gpsm_ap"] = result["gpsm"]["AP"]
-    return result

@@ -32,7 +32,7 @@ from torch import nn
 from tqdm import tqdm
 
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import ParamsError
+from hcmoco.config import ParamsError, task_domain
 from hcmoco.atomic import atomic_write_text
 from hcmoco.data.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
@@ -155,7 +155,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     torch.set_num_threads(available_workers())
     seed_everything(seed)
     train_data, test_data = TaskData(task, data_dir / "train"), TaskData(task, data_dir / "test")
-    if train_data.domain != (domain := params["splits"]["tasks"][task]["domain"]):
+    if train_data.domain != (domain := task_domain(params, task, "task")):
         raise HcmocoError(f"{data_dir}: domain {train_data.domain!r}, but task {task!r} uses {domain!r}")
     train_file = fraction_file(splits_dir, fraction, seed)
     pool, val_idx = _split(train_file, task), _split(splits_dir / "val.json", task)
@@ -256,9 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--curves", help="dvclive directory (default: curves/ beside --out)")
 
     def body(args, params):
-        tasks = params["splits"]["tasks"]
-        if args.task not in tasks or args.task not in params["finetune"]["tasks"]:
-            raise ParamsError(f"--task: unknown task {args.task!r} (known: {', '.join(tasks)})")
+        task_domain(params, args.task)
         out = Path(args.out)
         log = RunLog(log_path_for(out), params, task=args.task, init=args.init, fraction=args.fraction,
                      seed=args.seed)

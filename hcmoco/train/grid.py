@@ -22,7 +22,7 @@ from typing import Sequence
 
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import ParamsError, finetune_cells
+from hcmoco.config import finetune_cells, task_domain
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.finetune import _digest, finetune
@@ -83,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output directory of the grid")
 
     def body(args, params):
-        tasks = params["splits"]["tasks"]
-        if args.task not in tasks:
-            raise ParamsError(f"--task: unknown task {args.task!r} (known: {', '.join(tasks)})")
+        task_domain(params, args.task)
         out = Path(args.out)
         log = RunLog(log_path_for(out), params, task=args.task)
         run_grid(params, args.task, Path(args.pretrained), Path(args.data), Path(args.splits), out, log)

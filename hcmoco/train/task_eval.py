@@ -20,12 +20,12 @@ import torch
 from torch import nn
 
 from hcmoco.data.synth import PART_NAMES, iuv_to_surface
-from hcmoco.eval import SegmentationMeter, evaluate_densepose, map_at_10cm, person_gps, surface_distance
+from hcmoco.eval import SegmentationMeter, best_gps_per_person, evaluate_densepose, map_at_10cm, surface_distance
 from hcmoco.eval.densepose import DENSEPOSE_KAPPA
 from hcmoco.eval.densepose_geodesic import GeodesicGPS
 from hcmoco.errors import HcmocoError
 from hcmoco.tasks import a2j_decode, decode_iuv, uvd_to_xyz_mm
-from hcmoco.train.detection import evaluate_detections
+from hcmoco.train.detection import detect
 from hcmoco.train.runtime import autocast
 from hcmoco.train.task_data import NUM_CLASSES, TaskData
 
@@ -62,6 +62,17 @@ def _detection(image_id: int, iuv: np.ndarray, prob: np.ndarray) -> dict | None:
     box = [float(xs.min()), float(ys.min()), float(xs.max() + 1 - xs.min()), float(ys.max() + 1 - ys.min())]
     return {"image_id": int(image_id), "bbox": box, "score": float(prob[fg].mean()), "iuv": iuv,
             "iuv_frame": "image"}
+
+
+def _dense_detections(model: nn.Module, data: TaskData, indices: np.ndarray, batch_size: int,
+                      device: torch.device, precision: str) -> list[dict]:
+    """The dense head's output as one detection per image (see `_detection`)."""
+    dets = []
+    for ids, _, out in _outputs(model, data, indices, batch_size, device, precision):
+        iuv = decode_iuv({k: v.float() for k, v in out.items()}).cpu().numpy()
+        prob = torch.softmax(out["part"].float(), 1).amax(1).cpu().numpy()
+        dets += [d for d in map(_detection, ids, iuv, prob) if d is not None]
+    return dets
 
 
 def surface_distance_for(data: TaskData):
@@ -103,25 +114,17 @@ def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: to
         result.update(value=m["map"], tiebreak=-m["mean_error_mm"], mean_error_mm=m["mean_error_mm"],
                       per_joint=dict(zip(joints, m["per_joint"].tolist())),
                       per_joint_error_mm=dict(zip(joints, m["per_joint_error_mm"].tolist())))
-    elif task == "densepose" and data.detection:
-        distance, kappa = surface_distance_for(data)
-        result.update(evaluate_detections(model, data, indices, device=device, batch_size=batch_size,
-                                          precision=precision, full=full, distance=distance, kappa=kappa))
     elif task == "densepose":
-        dets = []
-        for ids, _, out in _outputs(model, data, indices, batch_size, device, precision):
-            iuv = decode_iuv({k: v.float() for k, v in out.items()}).cpu().numpy()
-            prob = torch.softmax(out["part"].float(), 1).amax(1).cpu().numpy()
-            dets += [d for d in map(_detection, ids, iuv, prob) if d is not None]
+        dets = (detect(model, data, indices, device=device, batch_size=batch_size, precision=precision)
+                if data.detection else _dense_detections(model, data, indices, batch_size, device, precision))
         gt, (distance, kappa) = data.densepose_gt(indices), surface_distance_for(data)
         for mode in ("gps", "gpsm") if full else ("gps",):
             stats = evaluate_densepose(gt, dets, distance, kappa=kappa, mode=mode)
             result[mode] = {k: v for k, v in stats.items() if k not in ("mode", "num_images")}
-        by_image = {d["image_id"]: d for d in dets}  # one person per image: its GPS, 0 if missed
-        per_person = [person_gps(a, by_image[a["image_id"]], distance, kappa) if a["image_id"] in by_image else 0.0
-                      for a in gt["annotations"] if "dp_x" in a]
+        per_person = best_gps_per_person(gt, dets, distance, kappa)
         mean_gps = float(np.mean(per_person)) if per_person else float("nan")
-        result.update(value=result["gps"]["AP"], tiebreak=mean_gps, mean_gps=mean_gps, num_detections=len(dets))
+        result.update(value=result["gps"]["AP"], tiebreak=mean_gps, mean_gps=mean_gps, num_detections=len(dets),
+                      setting="detection" if data.detection else "dense")
         if full:
             result["gpsm_ap"] = result["gpsm"]["AP"]
     else:

@@ -221,3 +221,16 @@ def test_masks_from_dp_masks_and_resampled_detections():
     iuv[..., 0] = parsing[y0:y0 + h:2, x0:x0 + w:2]
     dm = detection_mask({"bbox": box, "iuv": iuv}, 48, 64)
     assert (dm & p).sum() / (dm | p).sum() > 0.9 and not dm[:, :x0].any()
+
+
+def test_best_gps_per_person_takes_the_best_detection_of_its_image():
+    from hcmoco.eval import best_gps_per_person
+
+    gt, truth = make_gt([(0, (4, 4, 16, 16)), (1, (8, 8, 12, 12)), (2, (2, 2, 10, 10))])
+    a, b, c = gt["annotations"]
+    c.pop("dp_x")  # a person without DensePose labels: ignored
+    exact, off = det(a, truth[a["id"]]), det(a, truth[a["id"]] * [1, 0, 0])  # U, V zeroed: GPS < 1
+    got = best_gps_per_person(gt, [off, exact], DIST)
+    assert got == [pytest.approx(1.0), 0.0]  # b's image has no detection
+    worse = best_gps_per_person(gt, [off], DIST)[0]
+    assert worse == pytest.approx(person_gps(a, off, DIST)) and worse < 1.0
