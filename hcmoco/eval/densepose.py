@@ -6,17 +6,48 @@ dp_I, dp_U, dp_V at image x = bbox_x + dp_x / 255 * bbox_w, likewise y):
     GPSm = sqrt(GPS * IoU(person masks))   (the DensePose evaluator's "gpsm" mode),
 where d(p) is the distance between the ground-truth surface point (dp_I, dp_U, dp_V) and the
 surface point of the predicted IUV at p's pixel; a pixel predicted as background, or outside
-the detection, has d = inf (contribution 0). The distance is pluggable (`DistanceFn`): on
-SynthHuman the Euclidean distance between rest-pose template points (`surface_distance`), on
-DensePose-COCO the SMPL geodesic distance. `kappa` may also be a (25,) per-part array indexed
-by the ground-truth part (`PART_KAPPA_2019`, the official evaluator's per-part normalisation).
+the detection, has d = inf (contribution 0).
+
+p's pixel: an IUV over the box [bx, by, bw, bh] at the box's integer size int(bh) x int(bw) (the
+official converters' size, as hcmoco.tasks.densepose_rcnn.densepose_results writes it) is read
+as the official evaluator (detectron2 DensePoseCocoEval.computeOgps) reads it: p = (x, y) at the
+pixel (int(y - by), int(x - bx)), int truncating toward 0, the point not rescaled to the map; so
+for a non-integer box the last fraction of a pixel (x - bx in [int(bw), bw)) is outside, and a
+point less than a pixel left of / above the box reads the first column / row. Its GPSm mask is
+the map pasted at (int(by), int(bx)), as the official `_generate_rlemask_on_image`. A box-frame
+map of another size (which the official tools never see) is read by scaling the point to it,
+(floor((y - by) * H / bh), floor((x - bx) * W / bw)), its mask at each image pixel's centre. An IUV
+over the whole image ("iuv_frame": "image", the dense head's single detection) is read at the
+pixel (floor(y), floor(x)) p lies in, its mask pixel by pixel; the official evaluator would see it
+cropped to its integer box, which differs only for points less than a pixel left of / above that
+box (the whole-image map reads the pixel there, outside a tight box around the foreground hence
+background, where the crop reads its first row / column).
+
+The distance is pluggable (`DistanceFn`): on SynthHuman the Euclidean distance between rest-pose
+template points (`surface_distance`), on DensePose-COCO the SMPL geodesic distance. `kappa` may
+also be a (25,) per-part array indexed by the ground-truth part (`PART_KAPPA_2019`, the official
+evaluator's per-part normalisation).
 
 AP follows pycocotools and the official DensePose evaluator: per image, detections sorted by
 score (top `max_dets` = 20) are matched greedily to the best still-free ground truth with
 similarity >= t, for t in 0.5:0.05:0.95; precision is sampled at 101 recall points and
 averaged. Ground truths without DensePose points (or crowd) are ignored: a detection matched
-to one, or left unmatched but with box IoU >= 0.8 to one, is ignored too; as in the official
-evaluator an image whose ground truths are all ignored (or absent) ignores its detections.
+to one is ignored too; as in the official evaluator an image whose ground truths are all
+ignored (or absent) ignores its detections. A detection left unmatched whose best box IoU
+(>= 0.8) with a still-free ground truth is with an ignored one is ignored as well; the
+`box_ignore` convention says at which threshold(s) this rule looks:
+- "per_threshold" (this pipeline's default): at each threshold t on its own, with t's matches:
+  a detection unmatched at t takes the free ground truth of highest box IoU >= 0.8 (the first
+  at ties) and is ignored at t if that one is ignored;
+- "last_threshold" (the official detectron2 DensePoseCocoEval.evaluateImg): once, after the
+  threshold loop, with the matches of the last threshold (0.95) only: a detection unmatched at
+  0.95 takes the free (at 0.95) ground truth of highest box IoU >= 0.8 (the last at ties), and
+  its ignore flag at EVERY threshold is set to that ground truth's ignore flag, also where it
+  was matched at a lower threshold (a true positive at 0.5 can so become ignored, and a match
+  with an area-ignored ground truth counted); the pair is marked matched at 0.95 only.
+The two agree on most scenes; they differ where a detection matched at low thresholds, not at
+0.95, overlaps an ignored person's box, where the matches at 0.95 leave other ground truths
+free, or at equal box IoUs.
 
 Detections: {"image_id", "bbox" [x, y, w, h], "score", "iuv" (H, W, 3)} with I in 0..24 and
 U, V in [0, 1] (float) or 0..255 (uint8); the IUV covers the box (resampled to its size) or,
@@ -40,6 +71,7 @@ GPS_THRESHOLDS = np.linspace(0.5, 0.95, 10)
 RECALL_THRESHOLDS = np.linspace(0.0, 1.0, 101)
 AREA_RANGES = {"all": (0.0, 1e10), "medium": (32.0 ** 2, 96.0 ** 2), "large": (96.0 ** 2, 1e10)}
 BOX_IGNORE_IOU = 0.8
+BOX_IGNORE_CONVENTIONS = ("per_threshold", "last_threshold")
 
 DistanceFn = Callable[..., np.ndarray]
 """distance(I_gt, U_gt, V_gt, I_dt, U_dt, V_dt) -> (N,) distances in metres (inf if I_dt == 0)."""
@@ -80,20 +112,34 @@ def _iuv(det: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return np.rint(iuv[..., 0]).astype(np.intp), iuv[..., 1] / scale, iuv[..., 2] / scale
 
 
-def _to_iuv_pixels(det: dict, x: np.ndarray, y: np.ndarray, shape: tuple[int, int]):
-    """Image coordinates -> (row, col) in the detection's IUV map (may fall outside it)."""
-    if det.get("iuv_frame", "box") == "image":
-        return np.floor(y).astype(np.intp), np.floor(x).astype(np.intp)
-    bx, by, bw, bh = det["bbox"]
-    return (np.floor((y - by) * shape[0] / max(bh, 1e-9)).astype(np.intp),
-            np.floor((x - bx) * shape[1] / max(bw, 1e-9)).astype(np.intp))
+def _official_size(det: dict, shape: tuple[int, ...]) -> bool:
+    """Whether a box-frame IUV is at the box's integer size (the official converters' map)."""
+    bh, bw = float(det["bbox"][3]), float(det["bbox"][2])
+    return tuple(shape[:2]) == (max(int(bh), 1), max(int(bw), 1))
+
+
+def _box_pixels(det: dict, x: np.ndarray, y: np.ndarray, shape: tuple[int, int]):
+    """(row, col) in a box-frame IUV map and whether the point falls inside it (module
+    docstring: the official indexing at the box's integer size, else scaled to the map)."""
+    bx, by, bw, bh = (float(v) for v in det["bbox"])
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    if _official_size(det, shape):
+        r, c = np.trunc(y - by).astype(np.intp), np.trunc(x - bx).astype(np.intp)  # int(): toward 0
+        return r, c, (r >= 0) & (r < int(bh)) & (c >= 0) & (c < int(bw))
+    r = np.floor((y - by) * shape[0] / max(bh, 1e-9)).astype(np.intp)
+    c = np.floor((x - bx) * shape[1] / max(bw, 1e-9)).astype(np.intp)
+    return r, c, (r >= 0) & (r < shape[0]) & (c >= 0) & (c < shape[1])
 
 
 def sample_detection(det: dict, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Predicted I, U, V at image points (x, y); I = 0 where a point falls outside the map."""
+    """Predicted I, U, V at image points (x, y); I = 0 where a point falls outside the map
+    (box frame: outside the box's integer pixels, as the official evaluator)."""
     I, U, V = _iuv(det)
-    r, c = _to_iuv_pixels(det, x, y, I.shape)
-    inside = (r >= 0) & (r < I.shape[0]) & (c >= 0) & (c < I.shape[1])
+    if det.get("iuv_frame", "box") == "image":
+        r, c = np.floor(y).astype(np.intp), np.floor(x).astype(np.intp)
+        inside = (r >= 0) & (r < I.shape[0]) & (c >= 0) & (c < I.shape[1])
+    else:
+        r, c, inside = _box_pixels(det, x, y, I.shape)
     r, c = np.where(inside, r, 0), np.where(inside, c, 0)
     return np.where(inside, I[r, c], 0), U[r, c], V[r, c]
 
@@ -109,9 +155,22 @@ def person_gps(ann: dict, det: dict, distance_fn: DistanceFn, kappa=DENSEPOSE_KA
 
 
 def detection_mask(det: dict, height: int, width: int) -> np.ndarray:
-    """(H, W) bool: image pixels whose centre samples a foreground (I > 0) pixel of the IUV."""
-    y, x = np.mgrid[0:height, 0:width] + 0.5
-    return sample_detection(det, x, y)[0] > 0
+    """(H, W) bool foreground (I > 0) of a detection: a box-frame IUV at the box's integer size
+    pasted at (int(by), int(bx)), clipped to the image and to int(by + bh), int(bx + bw), as the
+    official evaluator's `_generate_rlemask_on_image`; any other IUV read at each image pixel's
+    centre (a whole-image one: pixel by pixel)."""
+    I = _iuv(det)[0]
+    if det.get("iuv_frame", "box") == "image" or not _official_size(det, I.shape):
+        y, x = np.mgrid[0:height, 0:width] + 0.5
+        return sample_detection(det, x, y)[0] > 0
+    bx, by, bw, bh = (float(v) for v in det["bbox"])
+    out = np.zeros((height, width), bool)
+    x0, y0 = max(int(bx), 0), max(int(by), 0)
+    x1 = min(int(bx + bw), width, int(bx) + I.shape[1])
+    y1 = min(int(by + bh), height, int(by) + I.shape[0])
+    if x1 > x0 and y1 > y0:
+        out[y0:y1, x0:x1] = I[y0 - int(by):y1 - int(by), x0 - int(bx):x1 - int(bx)] > 0
+    return out
 
 
 def gt_mask(ann: dict, height: int, width: int) -> np.ndarray:
@@ -165,11 +224,16 @@ def _ignored(ann: dict) -> bool:
 
 
 def match_image(sim: np.ndarray, scores, gt_ignore, gt_crowd=None, thresholds=GPS_THRESHOLDS,
-                max_dets: int = 20, box_iou: np.ndarray | None = None, dt_out_of_range=None) -> dict | None:
+                max_dets: int = 20, box_iou: np.ndarray | None = None, dt_out_of_range=None,
+                box_ignore: str = "per_threshold") -> dict | None:
     """COCOeval.evaluateImg on a given (D, G) similarity (detections and ground truths in any
     order): per threshold, each detection by descending score takes the free ground truth of
-    highest similarity >= t (non-ignored before ignored ones). Returns the detections' sorted
-    scores and (T, D) matched / ignored flags and the (G,) ignore flags, or None if D = G = 0."""
+    highest similarity >= t (non-ignored before ignored ones); with `box_iou`, the box-IoU
+    ignore rule under `box_ignore` ("per_threshold" or "last_threshold", module docstring).
+    Returns the detections' sorted scores and (T, D) matched / ignored flags and the (G,)
+    ignore flags, or None if D = G = 0."""
+    if box_ignore not in BOX_IGNORE_CONVENTIONS:
+        raise ValueError(f"box_ignore must be one of {BOX_IGNORE_CONVENTIONS}, got {box_ignore!r}")
     scores, gt_ignore = np.asarray(scores, np.float64), np.asarray(gt_ignore, bool)
     num_d, num_g, T = len(scores), len(gt_ignore), len(thresholds)
     if num_d == 0 and num_g == 0:
@@ -194,7 +258,20 @@ def match_image(sim: np.ndarray, scores, gt_ignore, gt_crowd=None, thresholds=GP
                 best, m = sim[d, g], g
             if m > -1:
                 dt_ig[t, d], dtm[t, d], gtm[t, m] = gt_ig[m], True, True
-    if box_iou is not None and num_g:
+    if box_iou is not None and num_g and D and box_ignore == "last_threshold":
+        box, t = np.asarray(box_iou, np.float64).reshape(num_d, num_g)[np.ix_(dind, gind)], T - 1
+        for d in np.flatnonzero(~dtm[t]):  # flags at 0.95, updated as detections take ones
+            best, m = BOX_IGNORE_IOU, -1
+            for g in range(num_g):
+                if gtm[t, g] and not crowd[g]:
+                    continue
+                if box[d, g] >= best:  # >=: the last of equal IoUs, as the official loop
+                    best, m = box[d, g], g
+            if m > -1:
+                dt_ig[:, d] = gt_ig[m]  # every threshold
+                if gt_ig[m]:
+                    dtm[t, d], gtm[t, m] = True, True
+    elif box_iou is not None and num_g:
         box = np.asarray(box_iou, np.float64).reshape(num_d, num_g)[np.ix_(dind, gind)]
         for t in range(T):
             for d in np.flatnonzero(~dtm[t]):
@@ -254,9 +331,13 @@ def summarize(precision: dict, recall: dict, thresholds=GPS_THRESHOLDS) -> dict:
 
 def evaluate_densepose(coco_gt: dict, detections: list[dict], distance_fn: DistanceFn,
                        mode: str = "gps", kappa=DENSEPOSE_KAPPA, max_dets: int = 20,
-                       category_id: int = 1) -> dict:
-    """GPS (or GPSm) AP of `detections` against a COCO dict with DensePose fields (one category).
-    Returns summarize()'s dict plus "mode" and "num_images"."""
+                       category_id: int = 1, box_ignore: str = "per_threshold") -> dict:
+    """GPS (or GPSm) AP of `detections` against a COCO dict with DensePose fields (one category),
+    the box-IoU ignore rule under `box_ignore` ("per_threshold" or "last_threshold", the
+    official evaluator's; module docstring). Returns summarize()'s dict plus "mode",
+    "box_ignore" and "num_images"."""
+    if box_ignore not in BOX_IGNORE_CONVENTIONS:
+        raise ValueError(f"box_ignore must be one of {BOX_IGNORE_CONVENTIONS}, got {box_ignore!r}")
     images = {im["id"]: im for im in coco_gt["images"]}
     unknown = {d["image_id"] for d in detections} - set(images)
     if unknown:
@@ -277,10 +358,10 @@ def evaluate_densepose(coco_gt: dict, detections: list[dict], distance_fn: Dista
             out = [not lo <= x["bbox"][2] * x["bbox"][3] <= hi for x in d]
             records[name].append(match_image(sim, [x["score"] for x in d], ignore,
                                              [a.get("iscrowd", 0) for a in g], GPS_THRESHOLDS,
-                                             max_dets, box, out))
+                                             max_dets, box, out, box_ignore))
     acc = {name: accumulate(r) for name, r in records.items()}
     stats = summarize({k: v[0] for k, v in acc.items()}, {k: v[1] for k, v in acc.items()})
-    return {**stats, "mode": mode, "num_images": len(images)}
+    return {**stats, "mode": mode, "box_ignore": box_ignore, "num_images": len(images)}
 
 
 def best_gps_per_person(coco_gt: dict, detections: list[dict], distance_fn: DistanceFn,

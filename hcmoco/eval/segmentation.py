@@ -1,10 +1,15 @@
 """Semantic-segmentation metrics: confusion matrix and mean IoU (human parsing, depth parsing).
 
-The standard definition (as in the HRNet segmentation code and mmsegmentation): per class
-IoU_c = TP_c / (TP_c + FP_c + FN_c) over all evaluated pixels of a split, accumulated in one
-confusion matrix (not averaged per image); pixels labelled `ignore_index` are excluded; a
-class absent from both the prediction and the ground truth has no IoU (NaN) and is left out
-of the mean, while a class predicted but never present counts with IoU 0.
+Per class IoU_c = TP_c / (TP_c + FP_c + FN_c) over all evaluated pixels of a split, accumulated
+in one confusion matrix (not averaged per image); pixels labelled `ignore_index` are excluded.
+Two conventions differ only in classes absent from both the prediction and the ground truth
+(TP + FP + FN = 0); a class predicted but never present always counts with IoU 0:
+- "present" (this pipeline's default, as mmsegmentation's `nanmean`): such a class has no IoU
+  (NaN) and is left out of the mean, mIoU = mean of IoU_c over classes with TP + FP + FN > 0;
+- "all_classes" (the HRNet semantic-segmentation code and HCMoCo's released code:
+  `IoU_array = tp / np.maximum(1.0, pos + res - tp); mean_IoU = IoU_array.mean()`): such a class
+  has IoU 0 and the mean runs over all K classes, mIoU = (1/K) sum_c TP_c / max(1, union_c).
+"all_classes" is never above "present"; they agree when every class occurs in the split.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import numpy as np
 import torch
 
 IGNORE_INDEX = 255
+MIOU_CONVENTIONS = ("present", "all_classes")
 
 
 def _as_numpy(a) -> np.ndarray:
@@ -47,10 +53,17 @@ def per_class_iou(conf: np.ndarray) -> np.ndarray:
         return np.where(union > 0, tp / union, np.nan)
 
 
-def mean_iou(conf: np.ndarray) -> tuple[float, np.ndarray]:
-    """(mIoU, per-class IoU (K,)): the mean over classes present in the prediction or the
-    ground truth (NaN entries excluded); mIoU is NaN only if nothing was evaluated."""
+def mean_iou(conf: np.ndarray, convention: str = "present") -> tuple[float, np.ndarray]:
+    """(mIoU, per-class IoU (K,)) under `convention` (see the module docstring):
+    "present": the mean over classes present in the prediction or the ground truth, absent
+    classes NaN (excluded); mIoU is NaN only if nothing was evaluated.
+    "all_classes": absent classes IoU 0, the mean over all K classes (HRNet-Seg, HCMoCo)."""
+    if convention not in MIOU_CONVENTIONS:
+        raise ValueError(f"mIoU convention must be one of {MIOU_CONVENTIONS}, got {convention!r}")
     iou = per_class_iou(conf)
+    if convention == "all_classes":
+        iou = np.nan_to_num(iou, nan=0.0)
+        return float(iou.mean()) if iou.size else float("nan"), iou
     valid = ~np.isnan(iou)
     return (float(iou[valid].mean()) if valid.any() else float("nan")), iou
 
@@ -65,17 +78,22 @@ def pixel_accuracy(conf: np.ndarray) -> float:
 class SegmentationMeter:
     """Running confusion matrix over many batches:
         meter = SegmentationMeter(25); meter.update(logits.argmax(1), labels); meter.compute()
+    `convention`: the mIoU convention of `compute` ("present" or "all_classes", see mean_iou).
     """
 
-    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX):
-        self.num_classes, self.ignore_index = num_classes, ignore_index
+    def __init__(self, num_classes: int, ignore_index: int = IGNORE_INDEX, convention: str = "present"):
+        if convention not in MIOU_CONVENTIONS:
+            raise ValueError(f"mIoU convention must be one of {MIOU_CONVENTIONS}, got {convention!r}")
+        self.num_classes, self.ignore_index, self.convention = num_classes, ignore_index, convention
         self.conf = np.zeros((num_classes, num_classes), np.int64)
 
     def update(self, pred, target) -> None:
         self.conf += confusion_matrix(pred, target, self.num_classes, self.ignore_index)
 
     def compute(self) -> dict:
-        """{"miou", "per_class_iou" (list, None where undefined), "pixel_accuracy"}."""
-        miou, iou = mean_iou(self.conf)
+        """{"miou", "per_class_iou" (list, None where undefined: absent classes under "present"),
+        "pixel_accuracy", "miou_convention"}."""
+        miou, iou = mean_iou(self.conf, self.convention)
         return {"miou": miou, "pixel_accuracy": pixel_accuracy(self.conf),
-                "per_class_iou": [None if np.isnan(v) else float(v) for v in iou]}
+                "per_class_iou": [None if np.isnan(v) else float(v) for v in iou],
+                "miou_convention": self.convention}

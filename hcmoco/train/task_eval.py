@@ -10,6 +10,13 @@
 `tiebreak` (higher is better) orders states whose main metric ties, e.g. a GPS AP still 0 early in
 training, where the per-person mean GPS already moves. Values are fractions (0..1), as the metric
 functions return them; undefined values are None.
+
+Metric conventions (params `finetune.miou`, `finetune.densepose_box_ignore`; `eval_conventions`
+reads them, default = the default profile's): mIoU "present" (mean over classes occurring in
+the prediction or ground truth) or "all_classes" (HRNet-Seg / HCMoCo: absent classes IoU 0,
+mean over all 25), hcmoco.eval.segmentation; DensePose AP box-IoU ignore rule "per_threshold"
+or "last_threshold" (the official detectron2 evaluator's), hcmoco.eval.densepose. The result
+records the convention used ("miou_convention", "densepose_box_ignore").
 """
 from __future__ import annotations
 
@@ -30,6 +37,13 @@ from hcmoco.train.runtime import autocast
 from hcmoco.train.task_data import NUM_CLASSES, TaskData
 
 MAIN_METRIC = {"parsing": "miou", "depth_parsing": "miou", "pose3d": "map_10cm", "densepose": "gps_ap"}
+CONVENTION_DEFAULTS = {"miou": "present", "densepose_box_ignore": "per_threshold"}
+
+
+def eval_conventions(cfg: dict) -> dict:
+    """The metric conventions of the `finetune` params section as `evaluate` keywords (a key
+    absent there keeps the default profile's convention)."""
+    return {k: cfg.get(k, v) for k, v in CONVENTION_DEFAULTS.items()}
 
 
 def finite(x):
@@ -89,19 +103,21 @@ def surface_distance_for(data: TaskData):
 
 
 def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: torch.device,
-             batch_size: int = 64, precision: str = "fp32", full: bool = True) -> dict:
+             batch_size: int = 64, precision: str = "fp32", full: bool = True, miou: str = "present",
+             densepose_box_ignore: str = "per_threshold") -> dict:
     """Metrics of `model` (input -> head output) on samples `indices` of `data`; model is left
-    in eval mode. full=False computes the main metric only (cheaper, for model selection)."""
+    in eval mode. full=False computes the main metric only (cheaper, for model selection).
+    miou, densepose_box_ignore: the metric conventions (module docstring; `eval_conventions`)."""
     indices = np.asarray(indices, np.int64)
     model.eval()
     result: dict = {"metric": MAIN_METRIC[task], "num_samples": int(len(indices))}
     if task in ("parsing", "depth_parsing"):
-        meter = SegmentationMeter(NUM_CLASSES)
+        meter = SegmentationMeter(NUM_CLASSES, convention=miou)
         for _, batch, out in _outputs(model, data, indices, batch_size, device, precision):
             meter.update(out.argmax(1).cpu(), batch["parsing"])
         seg = meter.compute()
         result.update(value=seg["miou"], tiebreak=seg["pixel_accuracy"], pixel_accuracy=seg["pixel_accuracy"],
-                      per_class_iou=dict(zip(PART_NAMES, seg["per_class_iou"])))
+                      per_class_iou=dict(zip(PART_NAMES, seg["per_class_iou"])), miou_convention=miou)
     elif task == "pose3d":
         pred, gt, vis = [], [], []
         for _, batch, out in _outputs(model, data, indices, batch_size, device, precision):
@@ -119,12 +135,12 @@ def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: to
                 if data.detection else _dense_detections(model, data, indices, batch_size, device, precision))
         gt, (distance, kappa) = data.densepose_gt(indices), surface_distance_for(data)
         for mode in ("gps", "gpsm") if full else ("gps",):
-            stats = evaluate_densepose(gt, dets, distance, kappa=kappa, mode=mode)
-            result[mode] = {k: v for k, v in stats.items() if k not in ("mode", "num_images")}
+            stats = evaluate_densepose(gt, dets, distance, kappa=kappa, mode=mode, box_ignore=densepose_box_ignore)
+            result[mode] = {k: v for k, v in stats.items() if k not in ("mode", "box_ignore", "num_images")}
         per_person = best_gps_per_person(gt, dets, distance, kappa)
         mean_gps = float(np.mean(per_person)) if per_person else float("nan")
         result.update(value=result["gps"]["AP"], tiebreak=mean_gps, mean_gps=mean_gps, num_detections=len(dets),
-                      setting="detection" if data.detection else "dense")
+                      setting="detection" if data.detection else "dense", densepose_box_ignore=densepose_box_ignore)
         if full:
             result["gpsm_ap"] = result["gpsm"]["AP"]
     else:

@@ -8,7 +8,7 @@ from pycocotools.cocoeval import COCOeval
 from hcmoco.data.densepose_coco import coarse_masks, person_box
 from hcmoco.eval import (DENSEPOSE_KAPPA, GPS_THRESHOLDS, accumulate, detection_mask,
                          evaluate_densepose, gps, gt_mask, match_image, person_gps,
-                         similarity_matrices, surface_distance)
+                         sample_detection, similarity_matrices, surface_distance)
 
 
 def stand_in_surface(I, U, V):
@@ -234,3 +234,122 @@ def test_best_gps_per_person_takes_the_best_detection_of_its_image():
     assert got == [pytest.approx(1.0), 0.0]  # b's image has no detection
     worse = best_gps_per_person(gt, [off], DIST)[0]
     assert worse == pytest.approx(person_gps(a, off, DIST)) and worse < 1.0
+
+
+# ---- the box-IoU ignore rule: per threshold vs once at the last threshold (official) --------
+def _box_ignore_scene():
+    """Image 1: person A (points) and person B (no points, ignored) one row taller at the same
+    place; detection d1 (score 0.9) has B's box and A's IUV with U shifted by 0.4 (0.2 m on the
+    stand-in surface): GPS(d1, A) = exp(-0.2^2 / (2 * 0.255^2)) = 0.735, box IoU 600/620 = 0.968
+    with A and 1.0 with B. Image 2: person C, detected exactly by d2 (score 0.8)."""
+    gt, truth = make_gt([(1, (4, 6, 20, 30)), (2, (10, 10, 24, 20))])
+    a, c = gt["annotations"]
+    gt["annotations"].append({"id": 9, "image_id": 1, "category_id": 1, "iscrowd": 0,
+                              "bbox": [4.0, 6.0, 20.0, 31.0], "area": 620.0})
+    iuv = np.zeros((31, 20, 3))
+    iuv[:30] = truth[a["id"]] + [0, 0.4, 0]
+    d1 = {"image_id": 1, "category_id": 1, "bbox": [4.0, 6.0, 20.0, 31.0], "score": 0.9, "iuv": iuv}
+    return gt, [d1, det(c, truth[c["id"]], 0.8)], a
+
+
+def test_box_ignore_per_threshold_and_last_threshold_differ_on_a_hand_built_scene():
+    gt, dets, a = _box_ignore_scene()
+    g = np.exp(-0.2 ** 2 / (2 * DENSEPOSE_KAPPA ** 2))
+    assert person_gps(a, dets[0], DIST) == pytest.approx(g) and 0.70 < g < 0.75
+    # per_threshold: at t = 0.50 .. 0.70 (5 thresholds) d1 matches A and d2 matches C: precision
+    # 1 at every recall, AP_t = 1. At t = 0.75 .. 0.95 d1 is unmatched and its best free box is
+    # B's (IoU 1.0 > 0.968): ignored; d2 is the only counted detection, recall 1/2 of 2 persons:
+    # precision 1 at recall 0, 0.01 .. 0.50 (51 of 101 points), 0 above: AP_t = 51/101.
+    # AP = (5 * 1 + 5 * 51/101) / 10 = 76/101 = 0.7525; AR = (5 * 1 + 5 * 0.5) / 10 = 0.75.
+    per = evaluate_densepose(gt, dets, DIST)
+    assert per["AP"] == pytest.approx(76 / 101) and per["AR"] == pytest.approx(0.75)
+    assert per["box_ignore"] == "per_threshold"
+    # last_threshold (detectron2 DensePoseCocoEval.evaluateImg): d1 is unmatched at 0.95 and its
+    # best free box is B's, so d1 is ignored at EVERY threshold, its match with A at 0.50 .. 0.70
+    # included: every threshold is like 0.75 above, AP = 51/101 = 0.5050, AR = 0.5.
+    last = evaluate_densepose(gt, dets, DIST, box_ignore="last_threshold")
+    assert last["AP"] == pytest.approx(51 / 101) and last["AR"] == pytest.approx(0.5)
+    assert per["AP"] - last["AP"] == pytest.approx(25 / 101)  # 0.2475
+    with pytest.raises(ValueError, match="box_ignore"):
+        evaluate_densepose(gt, dets, DIST, box_ignore="official")
+
+
+def test_last_threshold_rule_on_matrices():
+    # the same decisions on bare matrices: d0 matches g0 (regular) at 0.5 .. 0.7 only; box IoU
+    # 0.9 with g0 and 0.95 with g1 (ignored); g2 (regular) has no detection
+    sim = np.array([[0.72, 0.0, 0.0]])
+    box = np.array([[0.9, 0.95, 0.0]])
+    ignore = [False, True, False]
+    per = match_image(sim, [0.9], ignore, box_iou=box)
+    last = match_image(sim, [0.9], ignore, box_iou=box, box_ignore="last_threshold")
+    assert per["dt_matched"][:, 0].tolist() == [True] * 10  # to g0 at t <= 0.7, to g1 (ignored) above
+    assert per["dt_ignore"][:, 0].tolist() == [False] * 5 + [True] * 5
+    assert last["dt_matched"][:, 0].tolist() == [True] * 5 + [False] * 4 + [True]  # g1 at 0.95 only
+    assert last["dt_ignore"][:, 0].tolist() == [True] * 10
+    # equal box IoUs: per_threshold takes the first (regular g0: a false positive above 0.7),
+    # the official loop the last (g1: ignored everywhere)
+    tie = np.array([[0.9, 0.9, 0.0]])
+    assert match_image(sim, [0.9], ignore, box_iou=tie)["dt_ignore"][:, 0].tolist() == [False] * 10
+    assert match_image(sim, [0.9], ignore, box_iou=tie, box_ignore="last_threshold")["dt_ignore"].all()
+
+
+def test_conventions_agree_without_box_overlap():
+    rng = np.random.default_rng(3)
+    for _ in range(50):  # no box IoU reaches 0.8: the rule never applies, the results are equal
+        d, g = int(rng.integers(0, 5)), int(rng.integers(1, 4))
+        sim, box, scores = rng.random((d, g)), rng.random((d, g)) * 0.79, rng.random(d)
+        ignore = rng.random(g) < 0.3
+        a = match_image(sim, scores, ignore, box_iou=box)
+        b = match_image(sim, scores, ignore, box_iou=box, box_ignore="last_threshold")
+        for key in ("dt_matched", "dt_ignore", "scores", "gt_ignore"):
+            np.testing.assert_array_equal(a[key], b[key])
+
+
+# ---- where a box-frame IUV is read: detectron2's int(y - by), no rescaling -----------------
+def _coded_iuv(h, w):
+    """IUV whose U, V name the pixel read: U = row / 100, V = col / 100, I = 1 everywhere."""
+    rows, cols = np.mgrid[0:h, 0:w]
+    return np.stack([np.ones((h, w)), rows / 100.0, cols / 100.0], -1)
+
+
+def _read(d, x, y):
+    i, u, v = sample_detection(d, np.atleast_1d(np.asarray(x, float)), np.atleast_1d(np.asarray(y, float)))
+    return [(int(a), int(round(b * 100)), int(round(c * 100))) if a else None for a, b, c in zip(i, u, v)]
+
+
+def test_integer_box_reads_the_same_pixels_as_before():
+    rng = np.random.default_rng(4)
+    bx, by, bw, bh = 4.0, 6.0, 20.0, 30.0
+    d = {"bbox": [bx, by, bw, bh], "iuv": _coded_iuv(30, 20)}
+    x, y = bx + rng.random(500) * bw, by + rng.random(500) * bh
+    old = list(zip(np.floor((y - by) * 30 / bh).astype(int), np.floor((x - bx) * 20 / bw).astype(int)))
+    assert [(r, c) for _, r, c in _read(d, x, y)] == old
+    # outside: past the far edges, or a whole pixel before the box
+    assert _read(d, [bx + bw + 0.1, bx + 1, bx - 1.0], [by + 1, by + bh, by + 1]) == [None, None, None]
+
+
+def test_non_integer_box_reads_the_official_pixel():
+    bx, by, bw, bh = 4.6, 6.3, 20.7, 30.8
+    d = {"bbox": [bx, by, bw, bh], "iuv": _coded_iuv(30, 20)}  # the map at int(bh) x int(bw)
+    # (x - bx, y - by) = (19.5, 10.2): official pixel (10, 19); the rescaled reading was
+    # (floor(10.2 * 30 / 30.8), floor(19.5 * 20 / 20.7)) = (9, 18)
+    assert _read(d, bx + 19.5, by + 10.2) == [(1, 10, 19)]
+    # x - bx = 20.3 < bw but >= int(bw) = 20: outside (the rescaled reading gave column 19)
+    assert _read(d, bx + 20.3, by + 1.5) == [None]
+    # x - bx = -0.4: int() truncates toward 0, column 0 (the rescaled reading was outside)
+    assert _read(d, bx - 0.4, by + 1.5) == [(1, 1, 0)]
+    # a map of another size (never seen by the official tools) scales the point to it:
+    # (floor(10.2 * 15 / 30.8), floor(19.5 * 10 / 20.7)) = (4, 9)
+    half = {"bbox": [bx, by, bw, bh], "iuv": _coded_iuv(15, 10)}
+    assert _read(half, bx + 19.5, by + 10.2) == [(1, 4, 9)]
+
+
+def test_box_frame_mask_is_pasted_at_the_integer_box():
+    d = {"bbox": [4.6, 6.3, 20.7, 30.8], "iuv": _coded_iuv(30, 20)}
+    m = detection_mask(d, 48, 64)
+    expected = np.zeros((48, 64), bool)
+    expected[6:36, 4:24] = True  # rows int(6.3) .. int(6.3) + 30, columns int(4.6) .. + 20
+    np.testing.assert_array_equal(m, expected)
+    # clipped at the image border
+    edge = detection_mask({"bbox": [50.5, 40.2, 20.0, 20.0], "iuv": _coded_iuv(20, 20)}, 48, 64)
+    assert edge.sum() == 8 * 14 and edge[40:, 50:].all()

@@ -63,3 +63,38 @@ def test_out_of_range_labels_fail():
         confusion_matrix(np.array([0, 1]), np.array([0, 9]), 4)
     with pytest.raises(ValueError, match="prediction"):
         confusion_matrix(np.array([0, 7]), np.array([0, 1]), 4)
+
+
+def test_present_and_all_classes_conventions_on_a_fixed_matrix():
+    # rows = ground truth, columns = prediction, K = 4
+    conf = np.array([[3, 1, 0, 0],
+                     [0, 2, 0, 0],
+                     [1, 0, 0, 0],
+                     [0, 0, 0, 0]])
+    # class 0: TP 3, FN 1, FP 1 (a 2 called 0) -> 3/5; class 1: TP 2, FP 1 -> 2/3
+    # class 2: TP 0, FN 1 -> 0 (present in the ground truth, counts in both conventions)
+    # class 3: absent from both -> NaN, left out ("present") / IoU 0 over all K ("all_classes")
+    miou, iou = mean_iou(conf, "present")
+    np.testing.assert_allclose(iou[:3], [0.6, 2 / 3, 0.0])
+    assert np.isnan(iou[3])
+    assert miou == pytest.approx((0.6 + 2 / 3 + 0.0) / 3)  # 0.42222
+    miou_all, iou_all = mean_iou(conf, "all_classes")
+    np.testing.assert_allclose(iou_all, [0.6, 2 / 3, 0.0, 0.0])
+    assert miou_all == pytest.approx((0.6 + 2 / 3) / 4)  # 0.31667
+    # the HRNet-Seg / HCMoCo code on the same matrix
+    pos, res, tp = conf.sum(1), conf.sum(0), np.diag(conf)
+    assert miou_all == pytest.approx((tp / np.maximum(1.0, pos + res - tp)).mean())
+    assert mean_iou(conf)[0] == miou  # the default stays "present"
+
+
+def test_meter_convention_and_bad_names():
+    meter = SegmentationMeter(3, convention="all_classes")
+    meter.update(np.array([0, 1, 1]), np.array([0, 1, 0]))  # class 2 never occurs
+    out = meter.compute()
+    assert out["miou"] == pytest.approx((1 / 2 + 1 / 2 + 0) / 3) and out["miou_convention"] == "all_classes"
+    assert out["per_class_iou"] == [0.5, 0.5, 0.0]
+    assert SegmentationMeter(3).convention == "present"
+    with pytest.raises(ValueError, match="convention"):
+        mean_iou(np.eye(2), "mean")
+    with pytest.raises(ValueError, match="convention"):
+        SegmentationMeter(3, convention="all")
