@@ -7,10 +7,39 @@ any earlier version of the target is left as it was.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import os
 import shutil
 from pathlib import Path
 from typing import Iterator
+
+from hcmoco.errors import HcmocoError
+
+_FULL = (errno.ENOSPC, errno.EDQUOT)
+
+
+@contextlib.contextmanager
+def no_space_names(path: str | Path) -> Iterator[None]:
+    """A full disk (or quota) while writing `path` becomes one HcmocoError naming it; the
+    writers below have removed their temporaries by then."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno not in _FULL:
+            raise
+        raise HcmocoError(f"{path}: not written: {os.strerror(err.errno).lower()} "
+                          f"(nothing partial was left; free space and run again)") from None
+
+
+def _naming_full_disk(directory_cm):
+    """Wrap a directory context manager in no_space_names(out), around its own cleanup."""
+    @functools.wraps(directory_cm)
+    @contextlib.contextmanager
+    def wrapped(out: str | Path, *args, **kwargs) -> Iterator[Path]:
+        with no_space_names(out), directory_cm(out, *args, **kwargs) as tmp:
+            yield tmp
+    return wrapped
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
@@ -21,10 +50,16 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    with no_space_names(path):
+        try:
+            tmp.write_bytes(data)
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)  # never a partial temporary beside the target
+            raise
 
 
+@_naming_full_disk
 @contextlib.contextmanager
 def atomic_directory(out: str | Path) -> Iterator[Path]:
     """Yield an empty temporary directory; on success it replaces `out`."""

@@ -24,13 +24,72 @@ class ParamsError(HcmocoError):
     """A parameter file is missing, malformed or violates the schema (one line, names the key)."""
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    def __init__(self, key: str, line: int, first: int):
+        super().__init__(f"line {line}: {key}: duplicate key (first given on line {first})")
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping: plain PyYAML keeps the last one
+    silently, so an edit to the first copy would have no effect."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _refuse_duplicates(node, "")
+        return node
+
+
+def _refuse_duplicates(node: yaml.Node, prefix: str, seen: set | None = None) -> None:
+    seen = set() if seen is None else seen
+    if id(node) in seen:  # an alias: walked once already (and may be recursive)
+        return
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        first: dict = {}
+        for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":  # `<<:` entries may be overridden by design
+                continue
+            name = f"{prefix}{key.value}" if isinstance(key, yaml.ScalarNode) else f"{prefix}<{key.tag}>"
+            ident = (key.tag, key.value) if isinstance(key, yaml.ScalarNode) else None
+            if ident is not None and ident in first:
+                raise DuplicateKeyError(name, key.start_mark.line + 1, first[ident])
+            if ident is not None:
+                first[ident] = key.start_mark.line + 1
+            _refuse_duplicates(value, name + ".", seen)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _refuse_duplicates(item, f"{prefix}{i}.", seen)
+
+
+def _yaml_problem(err: yaml.YAMLError) -> str:
+    """One line: where (line, column) and what the parser found wrong."""
+    if isinstance(err, DuplicateKeyError):
+        return str(err)
+    if isinstance(err, yaml.MarkedYAMLError) and err.problem_mark is not None:
+        mark = err.problem_mark
+        context = f" ({err.context})" if err.context else ""
+        return f"not valid YAML at line {mark.line + 1}, column {mark.column + 1}: {err.problem}{context}"
+    lines = str(err).strip().splitlines()
+    return f"not valid YAML ({lines[0] if lines else type(err).__name__})"
+
+
+def read_yaml(path: str | Path):
+    """yaml.safe_load of a file, refusing duplicate keys; errors are one ParamsError naming the
+    file (and the line)."""
+    path = Path(path)
+    try:
+        return yaml.load(path.read_text(encoding="utf-8"), Loader=UniqueKeyLoader)
+    except UnicodeDecodeError as err:
+        raise ParamsError(f"{path}: not valid YAML (not UTF-8 text: {err.reason} at byte {err.start})") from None
+    except yaml.YAMLError as err:
+        raise ParamsError(f"{path}: {_yaml_problem(err)}") from None
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ParamsError(f"{path}: file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ParamsError(f"{path}: not valid YAML ({str(err).splitlines()[0]})") from None
+    data = read_yaml(path)
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -112,6 +171,7 @@ def load_params(params_file: str | Path = DEFAULT_PARAMS, profile: str | None = 
     source = f"{params_file} + {overlay_file}"
     validate(merged, source=source)
     check_references(merged, source)
+    check_values(merged, source)
     return merged
 
 
@@ -156,6 +216,44 @@ def check_references(params: dict, source: str = "params") -> None:
     _subset(vs["inits"], outputs, "versatility.inits", source, "the pre-training outputs")
     _member(vs["fraction"], fractions, "versatility.fraction", source, "splits.fractions")
     _subset(vs["seeds"], seeds, "versatility.seeds", source, "splits.seeds")
+
+
+def check_values(params: dict, source: str = "params") -> None:
+    """Values that only make sense together: caught here, before any job runs, not at the step
+    that would use them."""
+    ft = params["finetune"]
+    if ft["min_steps"] > ft["max_steps"]:
+        raise ParamsError(f"{source}: finetune.min_steps: {ft['min_steps']} is above finetune.max_steps "
+                          f"{ft['max_steps']}")
+    pt, synth = params["pretrain"], params["synth"]["domains"]
+    sources = list(pt["sources"].values())
+    # the bank has a row per training sample of the sources: known here for rendered domains;
+    # real ones are checked against their data by check_bank_size
+    if pt["sample_contrast"] == "bank" and all(d in synth for d in sources):
+        _check_negatives(pt, {d: synth[d]["train"] for d in sources}, f"{source}: ", "pretrain.sources")
+
+
+def _check_negatives(cfg: dict, sizes: dict, prefix: str, what: str) -> None:
+    bank = sum(sizes.values())
+    if cfg["negatives"] >= bank:
+        parts = " + ".join(f"{name} {n}" for name, n in sizes.items())
+        raise ParamsError(f"{prefix}pretrain.negatives: {cfg['negatives']} must be below the memory bank "
+                          f"size {bank} (training samples of {what}: {parts})")
+
+
+def check_bank_size(cfg: dict, data_dirs) -> None:
+    """pretrain.negatives against the bank size of processed sources (their train/index.json
+    sample counts), before a model is built. A missing or unreadable index is left to the data
+    loader, which names it."""
+    if cfg["sample_contrast"] != "bank":
+        return
+    sizes = {}
+    for d in data_dirs:
+        try:
+            sizes[str(d)] = int(json.loads((Path(d) / "train" / "index.json").read_text())["num_samples"])
+        except (OSError, ValueError, KeyError, TypeError):
+            return
+    _check_negatives(cfg, sizes, "", "--data")
 
 
 def task_domain(params: dict, task: str, option: str = "--task") -> str:

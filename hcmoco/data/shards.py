@@ -85,8 +85,14 @@ class ProcessedSplit:
             self.index = json.loads(index_file.read_text())
         except json.JSONDecodeError as err:
             raise FormatError(f"{index_file}: not valid JSON ({err})") from None
-        if self.index.get("format") != FORMAT:
-            raise FormatError(f"{index_file}: format {self.index.get('format')!r}, expected {FORMAT!r}")
+        if not isinstance(self.index, dict) or self.index.get("format") != FORMAT:
+            found = self.index.get("format") if isinstance(self.index, dict) else None
+            raise FormatError(f"{index_file}: format {found!r}, expected {FORMAT!r}")
+        for key, kind in (("fields", dict), ("shards", list), ("num_samples", int)):
+            if not isinstance(self.index.get(key), kind):
+                what = "missing" if key not in self.index else f"not a {kind.__name__}"
+                raise FormatError(f"{index_file}: {key}: {what} (an incomplete or hand-edited index; "
+                                  f"write the split again)")
         self.fields: dict[str, dict] = self.index["fields"]
         self._shards = [self._open_shard(s) for s in self.index["shards"]]
         self._starts = np.cumsum([0] + [s["count"] for s in self.index["shards"]])
@@ -95,12 +101,18 @@ class ProcessedSplit:
                               f"num_samples says {self.index['num_samples']}")
 
     def _open_shard(self, shard: dict) -> dict[str, np.ndarray]:
+        index_file = self.path / "index.json"
+        if not isinstance(shard, dict) or not isinstance(shard.get("files"), dict) or not isinstance(
+                shard.get("count"), int):
+            raise FormatError(f"{index_file}: shards: an entry without `count` and `files`: {shard!r:.80}")
         arrays = {}
         for name, fname in shard["files"].items():
             file = self.path / fname
             if not file.is_file():
-                raise FormatError(f"{file}: missing shard file (listed in {self.path / 'index.json'})")
-            array = np.load(file, mmap_mode="r", allow_pickle=False)
+                raise FormatError(f"{file}: missing shard file (listed in {index_file})")
+            if name not in self.fields:
+                raise FormatError(f"{index_file}: shard file {fname} is of field {name!r}, which `fields` lacks")
+            array = _open_npy(file)
             spec = self.fields[name]
             if list(array.shape) != [shard["count"], *spec["shape"]] or str(array.dtype) != spec["dtype"]:
                 raise FormatError(f"{file}: array {array.dtype}{list(array.shape)} does not match the "
@@ -151,6 +163,21 @@ class ProcessedSplit:
             for n in names:
                 out[n][where] = self._shards[shard][n][local]
         return out
+
+
+def _open_npy(file: Path) -> np.ndarray:
+    """Memory-map one shard; a truncated or corrupted file is one FormatError naming it (numpy
+    alone says "mmap length is greater than file size", or advises allow_pickle, naming nothing)."""
+    with file.open("rb") as fh:
+        magic = fh.read(len(np.lib.format.MAGIC_PREFIX))
+    if magic != np.lib.format.MAGIC_PREFIX:
+        raise FormatError(f"{file}: not a .npy array ({'empty file' if not magic else 'no .npy header'}); "
+                          f"write the split again")
+    try:
+        return np.load(file, mmap_mode="r", allow_pickle=False)
+    except Exception as err:  # a damaged header raises ValueError, EOFError, SyntaxError, TokenError, ...
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise FormatError(f"{file}: truncated or corrupted .npy shard ({reason}); write the split again") from None
 
 
 def shard_ranges(num_samples: int, shard_size: int) -> Iterable[tuple[int, int]]:

@@ -20,6 +20,7 @@ from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, task_domain
 from hcmoco.data.shards import ProcessedSplit
+from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 
 
@@ -95,12 +96,31 @@ def write_splits(task: str, domain: str, data: Path, splits_cfg: dict, out: Path
     return {"pool": int(len(pool)), "val": int(len(val)), "test": n_test}
 
 
-def load_split(path: str | Path) -> np.ndarray:
-    """Sample indices of a split file written by `write_splits`."""
+def load_split(path: str | Path, data: ProcessedSplit | None = None) -> np.ndarray:
+    """Sample indices of a split file written by `write_splits`; with `data` (the processed
+    split they index), each is checked to lie in it, so a split made for other data fails
+    here, naming the split file, rather than mid-training."""
     path = Path(path)
     if not path.is_file():
         raise ParamsError(f"{path}: split file not found")
-    return np.asarray(json.loads(path.read_text())["indices"], dtype=np.int64)
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise HcmocoError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(record, dict) or "indices" not in record:
+        raise HcmocoError(f"{path}: indices: missing (not a split file written by hcmoco.data.splits)")
+    indices = record["indices"]
+    if not isinstance(indices, list) or not all(type(i) is int for i in indices):
+        raise HcmocoError(f"{path}: indices: not a list of integers")
+    try:
+        indices = np.asarray(indices, dtype=np.int64)
+    except OverflowError:
+        raise HcmocoError(f"{path}: indices: a value does not fit in 64 bits") from None
+    if data is not None and indices.size and (indices.min() < 0 or indices.max() >= len(data)):
+        bad = int(indices[(indices < 0) | (indices >= len(data))][0])
+        raise HcmocoError(f"{path}: indices: {bad} is outside the {len(data)} samples of {data.path} "
+                          f"(a split made for other data? write the splits again)")
+    return indices
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,7 +7,12 @@ file whose size and checksums match is renamed into place; a mismatching one is 
 `<name>.bad` and the error names the file, the expected and the actual value.
 
 Where the publisher gives no checksum, the first download records the file's size and sha256 in
-`<dest dir>/CHECKSUMS.json`; later downloads and verifications must match that record.
+`<dest dir>/CHECKSUMS.json`; later downloads and verifications must match that record. Only a
+download whose size is confirmed (it equals the registry's size, or the length the server
+announced) is recorded: a transfer cut short by a server that announces no length (or a file
+found in place, of no known size) is kept but not recorded, and reported as checksum `unverified`, so a truncated file can never become the reference that
+refuses the correct one. A wrong record is cleared with `Ledger.forget` (the fetch CLI's
+`--forget NAME`).
 """
 from __future__ import annotations
 
@@ -107,7 +112,16 @@ def download(url: str, dest: str | Path, *, size: int | None = None, md5: str | 
              sha256: str | None = None, origin: str = "published", progress: bool = True,
              timeout: float = 60.0) -> dict:
     """Fetch `url` to `dest` (resuming `dest.part`), verify, rename into place; returns digests."""
+    return _download(url, dest, size=size, md5=md5, sha256=sha256, origin=origin, progress=progress,
+                     timeout=timeout)[0]
+
+
+def _download(url: str, dest: str | Path, *, size: int | None, md5: str | None, sha256: str | None,
+              origin: str, progress: bool, timeout: float) -> tuple[dict, int | None]:
+    """`download`, also returning the file size the server announced (None: none announced, or
+    no request was needed)."""
     dest = Path(dest)
+    total = None
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = dest.with_name(dest.name + ".part")
     offset = part.stat().st_size if part.exists() else 0
@@ -137,7 +151,7 @@ def download(url: str, dest: str | Path, *, size: int | None = None, md5: str | 
         os.replace(part, bad)
         raise
     os.replace(part, dest)
-    return digests
+    return digests, total
 
 
 class Ledger:
@@ -157,14 +171,27 @@ class Ledger:
 
     def record(self, name: str, url: str, digests: dict) -> None:
         self.entries[name] = {"size": digests["size"], "sha256": digests["sha256"], "url": url}
+        self._write()
+
+    def forget(self, name: str) -> bool:
+        """Drop `name`'s record (a wrong one refuses every correct download); False if none."""
+        if self.entries.pop(name, None) is None:
+            return False
+        self._write()
+        return True
+
+    def _write(self) -> None:
         atomic_write_text(self.path, json.dumps(self.entries, indent=2, sort_keys=True) + "\n")
 
 
 def fetch_file(spec: RemoteFile, out_dir: str | Path, *, mirror: str | None = None,
-               progress: bool = True) -> dict:
+               progress: bool = True, forget_hint: str | None = None) -> dict:
     """Download (or re-verify) one registry file into `out_dir`; returns its digests.
 
-    `checksum` in the result says what vouched for the file: `published` or `ledger`.
+    `checksum` in the result says what vouched for the file: `published`, `ledger`, or
+    `unverified` (nothing published, and the size could not be confirmed against the server's,
+    so nothing was recorded). `forget_hint` tells the user how to clear a wrong record; it is
+    appended to a mismatch with the record.
     """
     out_dir = Path(out_dir)
     ledger = Ledger(out_dir / LEDGER_NAME)
@@ -175,12 +202,25 @@ def fetch_file(spec: RemoteFile, out_dir: str | Path, *, mirror: str | None = No
         size = spec.size if spec.size is not None else recorded["size"]
         sha256, origin = recorded["sha256"], f"recorded in {ledger.path}"
     dest = out_dir / spec.name
-    if dest.exists():
-        digests = verify(dest, name=str(dest), size=size, md5=spec.md5, sha256=sha256, origin=origin,
-                         hint="; delete it to download it again")
-    else:
-        digests = download(resolve_url(spec.url, mirror), dest, size=size, md5=spec.md5, sha256=sha256,
-                           origin=origin, progress=progress)
-    if not published and recorded is None:
+    announced = None
+    try:
+        if dest.exists():
+            digests = verify(dest, name=str(dest), size=size, md5=spec.md5, sha256=sha256, origin=origin,
+                             hint="; delete it to download it again")
+        else:
+            digests, announced = _download(resolve_url(spec.url, mirror), dest, size=size, md5=spec.md5,
+                                           sha256=sha256, origin=origin, progress=progress, timeout=60.0)
+    except VerificationError as err:
+        if published or recorded is None:
+            raise
+        hint = forget_hint or f"remove its entry from {ledger.path}"
+        raise VerificationError(f"{err}; if the record is what is wrong (say, it was taken from a truncated "
+                                f"download), {hint}") from None
+    if published:
+        return {**digests, "checksum": "published"}
+    if recorded is None:
+        # the size is confirmed by the registry (checked above) or by the server's announcement
+        if spec.size is None and announced != digests["size"]:
+            return {**digests, "checksum": "unverified"}  # not recorded: it may be cut short
         ledger.record(spec.name, spec.url, digests)
-    return {**digests, "checksum": "published" if published else "ledger"}
+    return {**digests, "checksum": "ledger"}

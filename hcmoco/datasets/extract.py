@@ -29,6 +29,10 @@ class ExtractionError(HcmocoError):
     """An archive is unsafe, corrupted or truncated; nothing of it was extracted."""
 
 
+class CorruptArchiveError(ExtractionError):
+    """The archive's bytes are damaged or cut short (as opposed to an unsafe member)."""
+
+
 def archive_kind(name: str | Path) -> str | None:
     """'zip', 'tar' (plain or gzip-compressed) or 'gz' (one compressed file); None otherwise."""
     name = str(name).lower()
@@ -174,7 +178,7 @@ def safe_extract(archive: str | Path, dest_dir: str | Path, reserved: Iterable[s
         try:
             {"zip": _unpack_zip, "tar": _unpack_tar, "gz": _unpack_gz}[kind](archive, tree)
         except _CORRUPT as err:
-            raise ExtractionError(f"{archive}: corrupted or truncated archive ({err}); nothing was extracted") from None
+            raise CorruptArchiveError(f"{archive}: corrupted or truncated archive ({err}); nothing was extracted") from None
         except (OSError, RuntimeError, UnicodeDecodeError) as err:
             raise ExtractionError(f"{archive}: cannot extract ({err}); nothing was extracted") from None
         tree.check_links()

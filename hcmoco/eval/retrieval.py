@@ -23,6 +23,7 @@ import torch
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.atomic import atomic_write_text
 from hcmoco.errors import HcmocoError
+from hcmoco.models.checkpoint import load_model_file, load_state_exact
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.pretrain import build_model
 from hcmoco.train.pretrain_data import PretrainingData
@@ -61,8 +62,8 @@ def evaluate(model_dir: str, cfg: dict, data_dir: Path) -> dict:
     torch.manual_seed(cfg["seed"])
     model = build_model(cfg, data.num_joints)
     if model_dir != "scratch":
-        state = torch.load(Path(model_dir) / "model.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        path = Path(model_dir) / "model.pt"
+        load_state_exact(model, load_model_file(path)["model"], path)
     emb = embed(model, data)
     n = len(data)
     return {"model": model_dir, "samples": n,

@@ -16,7 +16,6 @@ file and the first keys at fault. The one tolerance: BatchNorm `num_batches_trac
 from __future__ import annotations
 
 import argparse
-import pickle
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from torch import Tensor
 
 from hcmoco.errors import HcmocoError
 
-from .checkpoint import HRNET_CLS_HEAD_PREFIXES, write_backbone
+from .checkpoint import HRNET_CLS_HEAD_PREFIXES, load_weights, write_backbone
 from .hrnet import HRNet, HRNetConfig
 
 PRESET = "w18"
@@ -46,10 +45,7 @@ def read_state(path: str | Path) -> dict[str, Tensor]:
     path = Path(path)
     if not path.is_file():
         raise HcmocoError(f"{path}: ImageNet weights not found")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise HcmocoError(f"{path}: not a readable PyTorch checkpoint ({str(err).splitlines()[0]})") from None
+    state = load_weights(path, "ImageNet weights file")
     if isinstance(state, Mapping) and isinstance(state.get("state_dict"), Mapping):
         state = state["state_dict"]
     if not isinstance(state, Mapping) or not all(isinstance(v, Tensor) for v in state.values()):

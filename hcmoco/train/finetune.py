@@ -21,7 +21,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import pickle
 import time
 from pathlib import Path
 from typing import Sequence
@@ -34,6 +33,7 @@ from tqdm import tqdm
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, task_domain
 from hcmoco.atomic import atomic_write_text
+from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
 from hcmoco.models import CheckpointMismatchError, HRNet, HRNetConfig, load_backbone, read_backbone
@@ -88,10 +88,7 @@ def build_backbone(init: str, backbone_file: Path | None, preset: str, modality:
         raise HcmocoError(f"--backbone-file: --init {init} needs the pre-trained {modality} backbone file")
     if not backbone_file.is_file():
         raise HcmocoError(f"{backbone_file}: backbone file not found")
-    try:
-        state, stored_config, stored = read_backbone(backbone_file)
-    except (RuntimeError, EOFError, pickle.UnpicklingError) as err:
-        raise HcmocoError(f"{backbone_file}: not a readable backbone file ({str(err).splitlines()[0]})") from None
+    state, stored_config, stored = read_backbone(backbone_file)  # an unreadable file: one line naming it
     if stored != modality:
         raise HcmocoError(f"{backbone_file}: holds the {stored} backbone, the task needs the {modality} one")
     if stored_config != config:
@@ -120,8 +117,9 @@ def draw(pool: np.ndarray, seed: int, step: int, batch_size: int) -> np.ndarray:
     return pool[torch.randint(len(pool), (batch_size,), generator=gen).numpy()]
 
 
-def _split(path: Path, task: str) -> np.ndarray:
-    indices = load_split(path)
+def _split(path: Path, task: str, data: ProcessedSplit | None = None) -> np.ndarray:
+    """The split file's indices, checked to index `data` (see load_split) and to be `task`'s."""
+    indices = load_split(path, data)
     if (stored := json.loads(path.read_text()).get("task")) != task:
         raise HcmocoError(f"{path}: split of task {stored!r}, not {task!r}")
     return indices
@@ -158,8 +156,8 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     if train_data.domain != (domain := task_domain(params, task, "task")):
         raise HcmocoError(f"{data_dir}: domain {train_data.domain!r}, but task {task!r} uses {domain!r}")
     train_file = fraction_file(splits_dir, fraction, seed)
-    pool, val_idx = _split(train_file, task), _split(splits_dir / "val.json", task)
-    test_idx = _split(splits_dir / "test.json", task)
+    pool, val_idx = _split(train_file, task, train_data.split), _split(splits_dir / "val.json", task, train_data.split)
+    test_idx = _split(splits_dir / "test.json", task, test_data.split)
     backbone = build_backbone(init, backbone_file, preset, TASK_MODALITY[task])
     if train_data.detection:  # whole images: DensePose R-CNN on the backbone
         model = build_detector(backbone, tcfg["rcnn"], train_data.resolution)

@@ -25,11 +25,12 @@ from tqdm import tqdm
 
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import ParamsError
+from hcmoco.config import ParamsError, check_bank_size
 from hcmoco.data.keypoints import COMMON_EDGES
 from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
+from hcmoco.models.checkpoint import load_model_file, load_state_exact
 from hcmoco.models.imagenet import load_imagenet
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 from hcmoco.train.curves import write_curves
@@ -121,10 +122,10 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
         for encoder in (model.rgb_encoder, model.depth_encoder):
             load_imagenet(encoder, cfg["init_weights"])
     if init is not None:
-        state = torch.load(Path(init) / "model.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
+        state = load_model_file(Path(init) / "model.pt")  # one line naming the file if unusable
+        load_state_exact(model, state["model"], Path(init) / "model.pt")
         if bank is not None:
-            bank.load_state_dict(state["bank"])
+            load_state_exact(bank, state["bank"], Path(init) / "model.pt", "bank")
     model.to(device, memory_format=torch.channels_last)
     if bank is not None:
         bank.to(device)
@@ -219,6 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.stage == 2 and (args.variant not in cfg["variants"] or not args.init):
             raise ParamsError(f"--variant: stage 2 needs --init and one of {', '.join(cfg['variants'])}")
         weights = STAGE1_WEIGHTS if args.stage == 1 else cfg["variants"][args.variant]
+        check_bank_size(cfg, args.data)  # before any process group or model
         main_process = Dist.from_env().is_main  # under torchrun, process 0 alone logs
         log = RunLog(log_path_for(args.out), params, stage=args.stage, variant=args.variant) if main_process else None
         metrics = pretrain(cfg, args.stage, weights, [Path(d) for d in args.data], Path(args.out),

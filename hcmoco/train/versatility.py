@@ -38,6 +38,7 @@ from hcmoco.data.splits import fraction_file
 from hcmoco.data.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
 from hcmoco.eval import SegmentationMeter
+from hcmoco.models.checkpoint import load_model_file, load_state_exact
 from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
 from hcmoco.tasks import enet_class_weights, label_counts, segmentation_loss
 from hcmoco.train.finetune import _digest, _split, draw
@@ -79,7 +80,7 @@ def load_parser(params: dict, model_dir: str) -> DenseParser:
         path = Path(model_dir) / "model.pt"
         if not path.is_file():
             raise HcmocoError(f"{path}: pre-trained model not found")
-        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True)["model"])
+        load_state_exact(model, load_model_file(path)["model"], path)
     return DenseParser(model)
 
 
@@ -169,8 +170,8 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
     for split in (train_split, test_split):
         if missing := [f for f in FIELDS if f not in split.fields]:
             raise HcmocoError(f"{split.path / 'index.json'}: versatility needs field(s) {', '.join(missing)}")
-    pool = _split(fraction_file(splits, vs["fraction"], seed), task)
-    val, test = _split(splits / "val.json", task), _split(splits / "test.json", task)
+    pool = _split(fraction_file(splits, vs["fraction"], seed), task, train_split)
+    val, test = _split(splits / "val.json", task, train_split), _split(splits / "test.json", task, test_split)
     weights = None
     if ft["tasks"][task].get("class_weights") == "enet":
         weights = enet_class_weights(label_counts(train_split.take(pool, ["parsing"])["parsing"], NUM_CLASSES))

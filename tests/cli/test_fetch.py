@@ -166,3 +166,48 @@ def test_registry_entries_are_well_formed():
             assert f.md5 is None or re.fullmatch(r"[0-9a-f]{32}", f.md5)
             assert f.sha256 is None or re.fullmatch(r"[0-9a-f]{64}", f.sha256)
     assert registry.DATASETS["coco2014"].files[0].size == 13_510_573_713
+
+
+def test_a_wrong_record_is_refused_with_the_forget_command_which_clears_it(fixture_dataset, capsys):
+    """A record taken from a truncated download (as earlier versions made) refuses the correct
+    file; the error names the command that clears it, and that command fetches it again."""
+    out = fixture_dataset
+    out.mkdir(parents=True)
+    cut = NOTES[:4]
+    (out / "CHECKSUMS.json").write_text(json.dumps(
+        {"notes.json": {"size": len(cut), "sha256": sha256(cut), "url": FIXTURE.files[2].url}}))
+    with FileServer(SERVED) as srv:
+        args = ("fixture", "--out", "data/raw/fixture", "--mirror", srv.url, "--only", "notes.json")
+        assert run(*args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("error: notes.json: size mismatch: expected 4 (recorded in ") and err.count("\n") == 1
+        assert err.endswith("clear it with `python -m hcmoco.datasets.fetch --dataset fixture "
+                            "--out data/raw/fixture --forget notes.json`\n")
+        assert run(*args, "--forget", "notes.json") == 0
+    assert (out / "notes.json").read_bytes() == NOTES and not (out / "notes.json.bad").exists()
+    assert json.loads((out / "CHECKSUMS.json").read_text())["notes.json"]["sha256"] == sha256(NOTES)
+    assert run("fixture", "--out", "data/raw/fixture", "--forget", "nope.json") == 2
+    assert "error: --forget: nope.json not in fixture" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("recorded", [False, True], ids=["unrecorded", "recorded-by-an-earlier-version"])
+def test_a_truncated_archive_is_deleted_and_fetched_again(fixture_dataset, capsys, recorded):
+    out = fixture_dataset
+    cut = LABELS[:len(LABELS) // 2]
+    if recorded:  # a record that vouches for the cut bytes
+        out.mkdir(parents=True)
+        (out / "CHECKSUMS.json").write_text(json.dumps(
+            {"labels.tar.gz": {"size": len(cut), "sha256": sha256(cut), "url": FIXTURE.files[1].url}}))
+    args = ("fixture", "--out", "data/raw/fixture", "--only", "labels.tar.gz")
+    with FileServer({"/fx/labels.tar.gz": cut}, send_length=False) as srv:
+        assert run(*args, "--mirror", srv.url) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("error: data/raw/fixture/labels.tar.gz: corrupted or truncated "
+                                                    "archive")
+    assert err.endswith("so the next fetch downloads it again\n")
+    assert not (out / "labels.tar.gz").exists() and not (out / "annotations").exists()
+    assert "labels.tar.gz" not in json.loads((out / "CHECKSUMS.json").read_text() if recorded else "{}")
+    with FileServer(SERVED) as srv:
+        assert run(*args, "--mirror", srv.url) == 0
+    assert (out / "annotations/labels.json").read_bytes() == b"[1, 2, 3]"
+    assert json.loads((out / "CHECKSUMS.json").read_text())["labels.tar.gz"]["sha256"] == sha256(LABELS)

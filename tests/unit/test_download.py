@@ -190,3 +190,28 @@ def test_mirror_replaces_scheme_and_host(monkeypatch):
     assert resolve_url(url) == "http://local:9/records/3932973/files/a.h5.gz?download=1"
     with pytest.raises(HcmocoError, match="HCMOCO_MIRROR/--mirror: 'ftp://x' is not"):
         resolve_url(url, "ftp://x")
+
+
+def test_a_download_of_unconfirmed_size_is_kept_but_not_recorded(tmp_path):
+    """A server that announces no length and stops early: the cut file must not become the record
+    that later refuses the whole one."""
+    spec = RemoteFile("f.bin", "https://data.example.org/f.bin")
+    with FileServer({"/f.bin": DATA}, send_length=False, cut_after=100_000) as srv:
+        result = fetch_file(spec, tmp_path, mirror=srv.url, progress=False)
+    assert result["checksum"] == "unverified" and result["size"] == 100_000
+    assert not (tmp_path / "CHECKSUMS.json").exists()
+    (tmp_path / "f.bin").unlink()
+    with FileServer({"/f.bin": DATA}) as srv:  # announces the length: the whole file is recorded
+        assert fetch_file(spec, tmp_path, mirror=srv.url, progress=False)["checksum"] == "ledger"
+    assert json.loads((tmp_path / "CHECKSUMS.json").read_text())["f.bin"]["size"] == len(DATA)
+
+
+def test_a_mismatch_with_the_record_says_how_to_clear_it(tmp_path):
+    spec = RemoteFile("f.bin", "https://data.example.org/f.bin")
+    ledger = tmp_path / "CHECKSUMS.json"
+    ledger.write_text(json.dumps({"f.bin": {"size": 1000, "sha256": sha256(DATA[:1000]), "url": spec.url}}))
+    with FileServer({"/f.bin": DATA}) as srv:
+        with pytest.raises(VerificationError) as err:
+            fetch_file(spec, tmp_path, mirror=srv.url, progress=False)
+    assert str(err.value).startswith(f"f.bin: size mismatch: expected 1000 (recorded in {ledger})")
+    assert str(err.value).endswith(f"remove its entry from {ledger}") and "\n" not in str(err.value)

@@ -1,5 +1,4 @@
 """Backbone export and strict loading (a silent partial load is the classic bug)."""
-import pickle
 
 import pytest
 import torch
@@ -7,6 +6,7 @@ import torch
 from hcmoco.models import (HRNET_CLS_HEAD_PREFIXES, CheckpointMismatchError, HCMoCo, HRNet,
                            HRNetConfig, backbone_state_dict, build_backbone_from_file,
                            load_backbone, read_backbone, save_backbone)
+from hcmoco.models.checkpoint import CheckpointFileError
 
 TINY = HRNetConfig(widths=(4, 8, 12, 16), stem_width=8, stage1_planes=4, stage1_blocks=1,
                    modules=(1, 1, 1), blocks=(1, 1, 1))
@@ -60,15 +60,16 @@ def test_unexpected_and_shape_mismatch_fail():
         load_backbone(net, bigger.state_dict())
 
 
-def test_files_load_weights_only(tmp_path):
+def test_files_load_weights_only(tmp_path, capsys):
     class Evil:
         def __reduce__(self):
             return (print, ("pickled code ran",))
 
     path = tmp_path / "evil.pt"
     torch.save({"format": "hcmoco-backbone-v1", "payload": Evil()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(CheckpointFileError, match=f"^{path}: not a backbone file: it holds Python objects") as err:
         read_backbone(path)
+    assert "weights_only=False" not in str(err.value) and "pickled code ran" not in capsys.readouterr().out
     torch.save({"state_dict": {}}, tmp_path / "other.pt")
-    with pytest.raises(CheckpointMismatchError, match="not an"):
+    with pytest.raises(CheckpointFileError, match="not an hcmoco-backbone-v1 file"):
         read_backbone(tmp_path / "other.pt")
