@@ -6,12 +6,9 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from hcmoco.precision import at_least_float32 as _full
+
 DEPTH = "depth"
-
-
-def _full(t: Tensor) -> Tensor:
-    """At least float32 (autocast may hand in bf16; float64 stays float64 for tests)."""
-    return t.to(torch.promote_types(t.dtype, torch.float32))
 
 
 def _negative_logits(ga: Tensor, bank: Tensor, neg_index: Tensor) -> Tensor:

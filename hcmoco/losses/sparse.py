@@ -6,9 +6,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-
-def _full(t: Tensor) -> Tensor:
-    return t.to(torch.promote_types(t.dtype, torch.float32))
+from hcmoco.precision import at_least_float32 as _full
 
 
 def _masked_log_softmax(logits: Tensor, keep: Tensor) -> Tensor:

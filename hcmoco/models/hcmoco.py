@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hcmoco.precision import at_least_float32
+
 from .heads import DenseHead, GlobalHead, KeypointGlobalHead, gather_joint_features
 from .hrnet import HRNet, HRNetConfig
 from .semgcn import SemGCN
@@ -75,9 +77,9 @@ class HCMoCo(nn.Module):
         fd = self._depth_branches(depth, has_depth)
         h = self.keypoint_encoder(keypoints)
         out = {"g_rgb": self.rgb_global(fr), "g_kp": self.keypoint_global(h, visible),
-               "h_kp": F.normalize(h.float(), dim=-1)}
+               "h_kp": F.normalize(at_least_float32(h), dim=-1)}
         d = out["g_rgb"].shape[1]
-        out["g_depth"] = self.depth_global(fd) if fd is not None else rgb.new_zeros(b, d).float()
+        out["g_depth"] = self.depth_global(fd) if fd is not None else out["g_rgb"].new_zeros(b, d)
         if dense:
             out["f_rgb"] = self.rgb_dense(fr)
             out["f_depth"] = (self.depth_dense(fd) if fd is not None

@@ -11,6 +11,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hcmoco.precision import at_least_float32
+
 
 class GlobalHead(nn.Module):
     """4 branch maps -> GAP each, concat (sum(widths) = 270 for W18), Linear -> dim, L2."""
@@ -20,7 +22,7 @@ class GlobalHead(nn.Module):
         self.fc = nn.Linear(sum(in_channels), dim)
 
     def forward(self, feats: Sequence[Tensor]) -> Tensor:
-        pooled = torch.cat([f.float().mean(dim=(2, 3)) for f in feats], dim=1)
+        pooled = torch.cat([at_least_float32(f).mean(dim=(2, 3)) for f in feats], dim=1)
         with torch.autocast(pooled.device.type, enabled=False):
             return F.normalize(self.fc(pooled), dim=1)
 
@@ -35,7 +37,7 @@ class KeypointGlobalHead(nn.Module):
 
     def forward(self, joints: Tensor, visible: Tensor) -> Tensor:
         w = visible.to(torch.float32).unsqueeze(-1)
-        pooled = (joints.float() * w).sum(1) / w.sum(1).clamp(min=1.0)
+        pooled = (at_least_float32(joints) * w).sum(1) / w.sum(1).clamp(min=1.0)
         with torch.autocast(pooled.device.type, enabled=False):
             return F.normalize(self.fc(pooled), dim=1)
 
@@ -52,7 +54,7 @@ class DenseHead(nn.Module):
         size = feats[0].shape[-2:]
         ups = [feats[0]] + [F.interpolate(f, size=size, mode="bilinear", align_corners=False)
                             for f in feats[1:]]
-        return F.normalize(self.proj(torch.cat(ups, dim=1)).float(), dim=1)
+        return F.normalize(at_least_float32(self.proj(torch.cat(ups, dim=1))), dim=1)
 
 
 def gather_joint_features(dense: Tensor, cells: Tensor) -> Tensor:

@@ -31,6 +31,7 @@ from torch.nn.parallel import DistributedDataParallel
 from hcmoco.config import ParamsError
 from hcmoco.errors import HcmocoError
 from hcmoco.models import HCMoCo
+from hcmoco.precision import at_least_float32
 from hcmoco.train.runtime import select_device
 
 
@@ -219,7 +220,7 @@ class GlobalBatchNorm(nn.modules.batchnorm._BatchNorm):
         if not (self.training and _active()):
             return super().forward(x)
         self._check_input_dim(x)
-        xf = x.float()
+        xf = at_least_float32(x)
         with torch.no_grad():
             mean, var, total = _global_moments(xf)
         ones = xf.new_ones(x.shape[1])

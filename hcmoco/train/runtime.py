@@ -21,10 +21,17 @@ def select_device(requested: str = "auto") -> torch.device:
 
 def resolve_precision(precision: str, device: torch.device) -> str:
     """`auto`: bf16 on CUDA; fp32 on CPU, where bf16 autocast was measured 3-5x slower on
-    CPUs without native bf16 (AVX2-only)."""
+    CPUs without native bf16 (AVX2-only). `fp64` runs the whole model in float64: for numerical
+    checks (two runs compared to rounding level), never for speed."""
     if precision == "auto":
         return "bf16" if device.type == "cuda" else "fp32"
     return precision
+
+
+def compute_dtype(precision: str) -> torch.dtype:
+    """The dtype of parameters and float inputs: float64 for `fp64`, else float32 (bf16 is
+    autocast over float32 parameters)."""
+    return torch.float64 if precision == "fp64" else torch.float32
 
 
 def autocast(precision: str, device: torch.device):
