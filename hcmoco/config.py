@@ -273,6 +273,29 @@ def finetune_cells(params: dict, init: str, task: str | None = None) -> list[tup
     return [(float(f), int(s)) for f in grid["fractions"] for s in grid["seeds"]]
 
 
+VERSATILITY_EXPERIMENTS = ("crossmodal", "missing")
+
+
+def cell_dir(root: str | Path, init: str, seed: int, fraction: float | None = None) -> Path:
+    """Where one run of a grid lives: `<root>/init~I[/fraction~F]/seed~S`."""
+    path = Path(root) / f"init~{init}"
+    if fraction is not None:
+        path = path / f"fraction~{fraction:g}"
+    return path / f"seed~{seed}"
+
+
+def finetune_plan(params: dict) -> list[tuple[str, str, float, int]]:
+    """Every fine-tuning run the params define: (task, init, fraction, seed)."""
+    return [(task, init, f, s) for task in params["splits"]["tasks"]
+            for init in ["scratch", *params["finetune"]["inits"]] for f, s in finetune_cells(params, init, task)]
+
+
+def versatility_plan(params: dict) -> list[tuple[str, str, int]]:
+    """Every versatility run the params define: (experiment, init, seed)."""
+    return [(e, init, s) for e in VERSATILITY_EXPERIMENTS for init in ["scratch", *params["versatility"]["inits"]]
+            for s in params["versatility"]["seeds"]]
+
+
 def section_digest(params: dict, *keys: str) -> str:
     """Canonical JSON of some dotted keys: Snakemake reruns a rule when this string changes."""
     picked = {key: get(params, key) for key in keys}

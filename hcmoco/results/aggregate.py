@@ -19,6 +19,7 @@ from typing import Sequence
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
+from hcmoco.config import finetune_plan, versatility_plan
 from hcmoco.results import plots
 from hcmoco.results.collect import (TASK_METRICS, finetune_records, pretrain_histories, retrieval_records,
                                     versatility_records)
@@ -30,13 +31,14 @@ SUMMARY_FIELDS = ["table", "row", "column", "metric", "expected", "ours", "std",
 
 
 def build(params: dict, results: Path) -> dict:
-    ft, vs = finetune_records(results), versatility_records(results)
+    ft = finetune_records(results, finetune_plan(params))
+    vs = versatility_records(results, versatility_plan(params))
     datasets = {task: spec["domain"] for task, spec in params["splits"]["tasks"].items()}
     main = task_tables(ft, datasets)
     extra = [ablation_table(ft), versatility_table(vs, "crossmodal"), versatility_table(vs, "missing"),
              retrieval_table(retrieval_records(results))]
     return {"finetune": ft, "versatility": vs, "tables": main + [t for t in extra if t is not None],
-            "histories": pretrain_histories(results)}
+            "histories": pretrain_histories(results, ["stage1", *params["pretrain"]["variants"]])}
 
 
 def summary_markdown(profile: str, built: dict) -> str:

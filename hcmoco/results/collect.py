@@ -1,6 +1,7 @@
-"""Read every run's metrics file under a profile's results folder into flat records.
+"""Read the metrics of exactly the runs a profile's params define into flat records.
 
-Layout read (what the workflow writes):
+Nothing is globbed: a folder left by a killed job is never read, and a run the params define but
+the folder lacks is an error naming the file. Layout read (what the workflow writes):
     finetune/<task>/init~<init>/fraction~<F>/seed~<S>/metrics.json
     versatility/<experiment>/init~<init>/seed~<S>/metrics.json
     pretrain/retrieval.json, pretrain/<run>/curves/history.json
@@ -8,8 +9,11 @@ Layout read (what the workflow writes):
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from pathlib import Path
 
+from hcmoco.config import cell_dir
 from hcmoco.errors import HcmocoError
 
 # (key, label) of the metrics tabulated per task; the first is the paper's main metric
@@ -24,41 +28,61 @@ TASK_TITLES = {"parsing": "RGB human parsing", "depth_parsing": "Depth human par
 
 
 def _read(path: Path) -> dict:
+    if not path.is_file():
+        raise HcmocoError(f"{path}: expected run missing (the params define it; re-run its rule)")
     try:
         return json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as err:
         raise HcmocoError(f"{path}: unreadable metrics file ({err})") from None
 
 
-def _value(metrics: dict, key: str, path: Path) -> float | None:
+def _number(value, key: str, path: Path) -> float:
+    """A tabulated value must be a finite number: NaN (written as null) is an error, never "n/a"."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise HcmocoError(f"{path}: {key} is {value!r}, not a finite number (a diverged or broken run)")
+    return float(value)
+
+
+def _value(metrics: dict, key: str, path: Path) -> float:
     if key == metrics.get("metric"):
-        return metrics["test"]
+        return _number(metrics.get("test"), "test", path)
     details = metrics.get("test_details", {})
     if key not in details:
         raise HcmocoError(f"{path}: no {key!r} in the metrics (test_details)")
-    return details[key]
+    return _number(details[key], f"test_details.{key}", path)
 
 
-def finetune_records(root: Path) -> list[dict]:
-    """One record per (run, metric): task, init, fraction, seed, metric, value (None = undefined)."""
+def _check(metrics: dict, expected: dict, path: Path) -> None:
+    for key, value in expected.items():
+        if metrics.get(key) != value:
+            raise HcmocoError(f"{path}: {key} is {metrics.get(key)!r}, the run's place says {value!r}")
+
+
+def finetune_records(root: Path, plan: Iterable[tuple[str, str, float, int]]) -> list[dict]:
+    """One record per (run, metric) of exactly the planned runs (config.finetune_plan): task,
+    init, fraction, seed, metric, value. A planned run without its file is an error."""
     records = []
-    for path in sorted(root.glob("finetune/*/init~*/fraction~*/seed~*/metrics.json")):
+    for task, init, fraction, seed in plan:
+        path = cell_dir(root / "finetune" / task, init, seed, fraction) / "metrics.json"
         m = _read(path)
-        for key, _ in TASK_METRICS.get(m["task"], []):
-            records.append({"task": m["task"], "init": m["init"], "fraction": float(m["fraction"]),
-                            "seed": int(m["seed"]), "metric": key, "value": _value(m, key, path),
-                            "seconds": m.get("seconds")})
+        _check(m, {"task": task, "init": init, "seed": seed}, path)
+        for key, _ in TASK_METRICS.get(task, []):
+            records.append({"task": task, "init": init, "fraction": float(fraction), "seed": int(seed),
+                            "metric": key, "value": _value(m, key, path), "seconds": m.get("seconds")})
     return records
 
 
-def versatility_records(root: Path) -> list[dict]:
-    """One record per (run, setting): experiment, init, seed, setting ('rgb->depth', ...), value."""
+def versatility_records(root: Path, plan: Iterable[tuple[str, str, int]]) -> list[dict]:
+    """One record per (run, setting) of exactly the planned runs (config.versatility_plan):
+    experiment, init, seed, setting ('rgb->depth', ...), value."""
     records = []
-    for path in sorted(root.glob("versatility/*/init~*/seed~*/metrics.json")):
+    for experiment, init, seed in plan:
+        path = cell_dir(root / "versatility" / experiment, init, seed) / "metrics.json"
         m = _read(path)
+        _check(m, {"experiment": experiment, "init": init, "seed": seed}, path)
         for setting, value in m["results"].items():
-            records.append({"experiment": m["experiment"], "init": m["init"], "seed": int(m["seed"]),
-                            "setting": setting, "value": value, "seconds": m.get("seconds")})
+            records.append({"experiment": experiment, "init": init, "seed": int(seed), "setting": setting,
+                            "value": _number(value, f"results.{setting}", path), "seconds": m.get("seconds")})
     return records
 
 
@@ -70,5 +94,6 @@ def retrieval_records(root: Path) -> list[dict]:
             for model, m in _read(path).items() for pair, stats in m["pairs"].items()]
 
 
-def pretrain_histories(root: Path) -> dict[str, list[dict]]:
-    return {p.parent.parent.name: _read(p) for p in sorted(root.glob("pretrain/*/curves/history.json"))}
+def pretrain_histories(root: Path, runs: Iterable[str]) -> dict[str, list[dict]]:
+    """The loss history of each pre-training run named (stage1 and the variants)."""
+    return {run: _read(root / "pretrain" / run / "curves/history.json") for run in runs}
