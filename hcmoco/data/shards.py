@@ -3,6 +3,7 @@
 Layout of one split directory::
 
     index.json              format, domain, split, sizes, modalities, field dtypes/shapes, shards
+                            (files, sample count and content digest of each)
     rgb-00000.npy ...       one file per (field, shard); arrays are memory-mappable
     kp2d-00000.npy ...
 
@@ -12,6 +13,7 @@ error that names the file.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Iterable
@@ -51,14 +53,17 @@ class SplitWriter:
         counts = {name: len(a) for name, a in arrays.items()}
         if len(set(counts.values())) != 1:
             raise FormatError(f"{self.out}: shard fields disagree on sample count: {counts}")
-        files = {}
+        files, digests = {}, {}
         for name, array in sorted(arrays.items()):
             spec = {"dtype": str(array.dtype), "shape": list(array.shape[1:])}
             if self.fields.setdefault(name, spec) != spec:
                 raise FormatError(f"{self.out}: field {name!r} changed from {self.fields[name]} to {spec}")
             files[name] = f"{name}-{len(self.shards):05d}.npy"
-            np.save(self.tmp / files[name], np.ascontiguousarray(array), allow_pickle=False)
-        self.shards.append({"count": next(iter(counts.values())), "files": files})
+            array = np.ascontiguousarray(array)
+            np.save(self.tmp / files[name], array, allow_pickle=False)
+            digests[name] = hashlib.sha256(array.data).hexdigest()[:16]
+        # the content digests make index.json stand for the whole split (checkpoint keys)
+        self.shards.append({"count": next(iter(counts.values())), "files": files, "sha256": digests})
 
     def __exit__(self, exc_type, exc, tb) -> bool | None:
         if exc_type is None:

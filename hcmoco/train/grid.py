@@ -25,7 +25,7 @@ from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import finetune_cells, task_domain
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
-from hcmoco.train.finetune import _digest, finetune
+from hcmoco.train.finetune import finetune
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
 from hcmoco.train.task_data import TASK_MODALITY
 
@@ -51,8 +51,8 @@ def run_grid(params: dict, task: str, pretrained: Path, data: Path, splits: Path
         if weights is not None and not weights.is_file():
             raise HcmocoError(f"{weights}: backbone file not found (finetune.inits names {init!r})")
         staging = checkpoint_dir(out / f"init~{init}", {
-            "finetune": params["finetune"], "preset": params["pretrain"]["backbone"], "task": task, "init": init,
-            "data": str(data), "splits": str(splits), "backbone": _digest(weights)})
+            "finetune": params["finetune"], "preset": params["pretrain"]["backbone"], "task": task, "init": init},
+            {"data": data, "splits": splits, "backbone": weights}, "hcmoco.train.grid")
         plan += [(init, f, s, weights, cell_dir(staging, f, s) / "metrics.json") for f, s in finetune_cells(params, init, task)]
     results = []
     for i, (init, fraction, seed, weights, target) in enumerate(plan):

@@ -70,7 +70,7 @@ def test_grid_runs_every_cell_of_every_init_and_nothing_else(tmp_path, setup, mo
                                              ("scratch", 1.0, 0), ("scratch", 1.0, 1)]
     assert finetune_cells(setup["params"], "hcmoco") == [(1.0, 1)]
     assert (tmp_path / "pose3d/init~scratch/fraction~0.1/seed~1/curves").is_dir()
-    assert not list((tmp_path / "checkpoints").rglob("*.json"))  # staging cleared
+    assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())  # all cleared
 
 
 def test_killed_grid_resumes_at_the_cell_and_matches_an_uninterrupted_run(tmp_path, setup, monkeypatch):
@@ -128,7 +128,8 @@ def test_crossmodal_training_leaves_encoders_and_dense_heads_unchanged(setup):
     net = versatility.load_parser(setup["params"], str(setup["root"] / "pretrain/hcmoco"))
     before = {k: v.clone() for k, v in net.state_dict().items()}
     split = ProcessedSplit(setup["data"] / "synth_parsing4k/train")
-    cfg = {"lr": 0.05, "lr_min": 0.0, "weight_decay": 0.0, "steps": 3, "batch_size": 4, "eval_every": 3}
+    cfg = {"lr": 0.05, "lr_min": 0.0, "weight_decay": 0.0, "steps": 3, "batch_size": 4, "eval_every": 3,
+           "miou": "present"}
     pool, val = torch.arange(8).numpy(), torch.arange(8, 12).numpy()
     versatility.train(net, split, pool, val, ["rgb"], cfg, 0, None, versatility.frozen_embeddings(net, split, pool, val))
     after = net.state_dict()

@@ -43,6 +43,35 @@ def test_resumed_run_ends_bit_identical(tmp_path, smoke_data, smoke_params, monk
     assert not list((tmp_path / "checkpoints").rglob("last.pt"))  # cleared once complete
 
 
+def test_a_checkpoint_resumes_only_the_same_computation(tmp_path, smoke_data, smoke_params, monkeypatch):
+    """Killed after its first checkpoint, then the data re-rendered with another synth.seed at the
+    same path: the re-run starts over. Back on the first data, it resumes. A changed code
+    version (any module the command imports) starts over too."""
+    import shutil
+
+    from hcmoco.data.generate import generate_domain
+    from hcmoco.train import resume
+
+    monkeypatch.chdir(tmp_path)
+    cfg = {**smoke_params["pretrain"], "stage1_steps": 6, "checkpoint_every": 3}
+    data = [tmp_path / "data/synth_ntu", tmp_path / "data/synth_mpii"]
+    for src, dst in zip(sources(smoke_data), data):
+        shutil.copytree(src, dst)
+    run = lambda **kw: trainer.pretrain(cfg, 1, trainer.STAGE1_WEIGHTS, data, tmp_path / "out", None, **kw)  # noqa: E731
+    assert run(stop_after=4) == {"stopped_at": 4}
+    shutil.move(data[0], tmp_path / "first_ntu")
+    generate_domain("synth_ntu", {**smoke_params["synth"], "seed": 1}, data[0], workers=1)
+    assert run(stop_after=1) == {"stopped_at": 1}  # new data: from step 0, nothing resumed
+    assert len(list((tmp_path / "checkpoints").rglob("last.pt"))) == 1  # only the first run's
+    shutil.rmtree(data[0])
+    shutil.move(tmp_path / "first_ntu", data[0])
+    monkeypatch.setattr(resume, "code_digest", lambda module: "edited")
+    assert run()["resumed_from"] == 0  # same data, other code: starts over
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert run()["resumed_from"] == 3  # same data, same code: resumes
+
+
 def test_stage2_changes_the_weights_and_exports_strict_backbones(tmp_path, smoke_data, smoke_params, monkeypatch):
     monkeypatch.chdir(tmp_path)
     cfg = {**smoke_params["pretrain"], "stage1_steps": 2, "stage2_steps": 2}
