@@ -16,7 +16,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 venv: $(VENV)/.installed
 
 reproduce: venv
-	snakemake --cores $(CORES) --config profile=$(PROFILE)
+	snakemake --workflow-profile workflow/profiles/local --cores $(CORES) --config profile=$(PROFILE)
 
 smoke:
 	$(MAKE) reproduce PROFILE=smoke

@@ -50,8 +50,7 @@ class RunLog:
     def __init__(self, path: str | Path, params: dict, **context):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.start = time.perf_counter()
-        self.path.write_text("")
+        self.start = time.perf_counter()  # appended to: a killed attempt's events stay above the re-run's
         self.event("start", argv=sys.argv, git=git_revision(), host=platform.node(),
                    python=sys.version.split()[0], params=params, **context)
 

@@ -24,7 +24,7 @@ from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.atomic import atomic_write_text
 from hcmoco.errors import HcmocoError
 from hcmoco.models.checkpoint import load_model_file, load_state_exact
-from hcmoco.runlog import RunLog, available_workers, log_path_for
+from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.pretrain import build_model
 from hcmoco.train.pretrain_data import PretrainingData
 
@@ -78,7 +78,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--out", required=True, help="output JSON")
 
     def body(args, params):
-        torch.set_num_threads(available_workers())
+        torch.set_num_threads(params["pretrain"]["threads"])
         log = RunLog(log_path_for(args.out), params)
         results = {}
         for name in ["scratch", "stage1", *params["pretrain"]["variants"]]:

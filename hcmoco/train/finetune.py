@@ -18,7 +18,6 @@ every `checkpoint_every` steps go to `checkpoints/`, and a re-run resumes bit-id
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import time
@@ -37,7 +36,7 @@ from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
 from hcmoco.models import CheckpointMismatchError, HRNet, HRNetConfig, load_backbone, read_backbone
-from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
+from hcmoco.runlog import RunLog, git_revision, log_path_for
 from hcmoco.tasks import (A2JHead, DensePoseHead, SegmentationHead, a2j_loss, densepose_loss,
                           depth_pixel_ratio, enet_class_weights, segmentation_loss)
 from hcmoco.train.curves import write_curves
@@ -45,7 +44,7 @@ from hcmoco.train.detection import build_detector, detection_loss
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
 from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
 from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES, TASK_MODALITY, TaskData
-from hcmoco.train.task_eval import evaluate, finite
+from hcmoco.train.task_eval import eval_conventions, evaluate, finite
 
 
 class TaskModel(nn.Module):
@@ -125,10 +124,6 @@ def _split(path: Path, task: str, data: ProcessedSplit | None = None) -> np.ndar
     return indices
 
 
-def _digest(path: Path | None) -> str | None:
-    return None if path is None else hashlib.sha256(path.read_bytes()).hexdigest()[:16]
-
-
 def _rank(record: dict) -> tuple[float, float]:
     """Model-selection order of a validation record: main metric, then the tiebreak; None last."""
     return tuple(-math.inf if record.get(k) is None else record[k] for k in ("val", "tiebreak"))
@@ -150,7 +145,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     preset = params["pretrain"]["backbone"]
     device = select_device(cfg["device"])
     precision = resolve_precision(cfg["precision"], device)
-    torch.set_num_threads(available_workers())
+    torch.set_num_threads(cfg["threads"])
     seed_everything(seed)
     train_data, test_data = TaskData(task, data_dir / "train"), TaskData(task, data_dir / "test")
     if train_data.domain != (domain := task_domain(params, task, "task")):
@@ -177,8 +172,9 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     steps = num_steps({**cfg, "batch_size": batch_size}, len(pool))
     lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], steps)
     ckdir = checkpoint_dir(out, {"finetune": cfg, "preset": preset, "task": task, "init": init, "fraction": fraction,
-                                 "seed": seed, "data": str(data_dir), "train": _digest(train_file),
-                                 "val": _digest(splits_dir / "val.json"), "backbone": _digest(backbone_file)})
+                                 "seed": seed},
+                           {"data": data_dir, "train": train_file, "val": splits_dir / "val.json",
+                            "test": splits_dir / "test.json", "backbone": backbone_file}, "hcmoco.train.finetune")
     start, history, evals, best = 0, [], [], {"state": None, "step": None, "val": None, "tiebreak": None}
     if (resumed := load_checkpoint(ckdir)) is not None:
         model.load_state_dict(resumed["model"])
@@ -207,7 +203,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == steps:
             val = evaluate(task, model, train_data, val_idx, device=device, batch_size=cfg["eval_batch_size"],
-                           precision=precision, full=False)
+                           precision=precision, full=False, **eval_conventions(cfg))
             evals.append({"step": step + 1, "val": val["value"], "tiebreak": val.get("tiebreak")})
             if best["state"] is None or _rank(evals[-1]) > _rank(best):
                 best = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
@@ -223,7 +219,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     bar.close()
     model.load_state_dict(best["state"])
     test = evaluate(task, model, test_data, test_idx, device=device, batch_size=cfg["eval_batch_size"],
-                    precision=precision, full=True)
+                    precision=precision, full=True, **eval_conventions(cfg))
     metrics = finite({
         "task": task, "metric": test["metric"], "test": test["value"], "val": best["val"],
         "best_step": best["step"], "init": init, "fraction": fraction, "seed": seed,

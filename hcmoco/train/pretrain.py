@@ -30,14 +30,14 @@ from hcmoco.data.keypoints import COMMON_EDGES
 from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
-from hcmoco.models.checkpoint import load_model_file, load_state_exact
+from hcmoco.models.checkpoint import load_model_file, load_state_exact, save_weights
 from hcmoco.models.imagenet import load_imagenet
-from hcmoco.runlog import RunLog, available_workers, log_path_for
+from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.curves import write_curves
 from hcmoco.train.distributed import Dist, ShardedHCMoCo, data_parallel, process_group
 from hcmoco.train.pretrain_data import PretrainingData
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
-from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything
+from hcmoco.train.runtime import autocast, compute_dtype, cosine_schedule, resolve_precision, seed_everything
 
 STAGE1_WEIGHTS = {"dense": 0.0, "sparse_intra": 0.0, "sparse_inter": 0.0}
 
@@ -110,7 +110,7 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
     precision = resolve_precision(cfg["precision"], device)
     seed = cfg["seed"] + 1000 * stage
     seed_everything(seed)
-    torch.set_num_threads(available_workers())
+    torch.set_num_threads(cfg["threads"])
     data = PretrainingData([Path(d) / "train" for d in data_dirs])
     use_bank = cfg["sample_contrast"] == "bank"
     if use_bank and cfg["negatives"] >= len(data):
@@ -126,14 +126,16 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
         load_state_exact(model, state["model"], Path(init) / "model.pt")
         if bank is not None:
             load_state_exact(bank, state["bank"], Path(init) / "model.pt", "bank")
-    model.to(device, memory_format=torch.channels_last)
+    dtype = compute_dtype(precision)
+    model.to(device, dtype=dtype, memory_format=torch.channels_last)
     if bank is not None:
-        bank.to(device)
+        bank.to(device, dtype=dtype)
     optimizer = make_optimizer(cfg, model.parameters())
     steps = cfg[f"stage{stage}_steps"]
     lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], steps)
-    ckdir = checkpoint_dir(out, {"cfg": cfg, "stage": stage, "weights": weights, "init": str(init),
-                                 "data": [str(d) for d in data_dirs]})
+    ckdir = checkpoint_dir(out, {"cfg": cfg, "stage": stage, "weights": weights},
+                           {"init": Path(init) / "model.pt" if init else None, "init_weights": cfg["init_weights"],
+                            **{f"data{i}": Path(d) / "train" for i, d in enumerate(data_dirs)}}, "hcmoco.train.pretrain")
     start, history = 0, []
     resumed = load_checkpoint(ckdir)
     if resumed is not None:
@@ -152,7 +154,8 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
     for step in bar:
         t0 = time.perf_counter()
         batch = data.batch(data.draw(seed, step, cfg["batch_size"])[rows])
-        batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+        batch = {k: v.to(device, dtype=dtype if v.is_floating_point() else None, non_blocking=True)
+                 for k, v in batch.items()}
         t1 = time.perf_counter()
         for group in optimizer.param_groups:
             group["lr"] = float(lrs[step])
@@ -200,7 +203,7 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
 def write_outputs(out: Path, model: HCMoCo, bank: MemoryBank | None, cfg: dict, metrics: dict) -> None:
     with atomic_directory(out) as tmp:
         bank_cpu = bank_state(bank.to("cpu") if bank is not None else None)
-        torch.save({"model": model.state_dict(), "bank": bank_cpu, "config": cfg}, tmp / "model.pt")
+        save_weights(tmp / "model.pt", {"model": model.state_dict(), "bank": bank_cpu, "config": cfg})
         for modality in ("rgb", "depth"):
             save_backbone(tmp / f"{modality}_backbone.pt", model, modality)
         (tmp / "metrics.json").write_text(json.dumps(metrics, indent=1))

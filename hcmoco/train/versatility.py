@@ -39,9 +39,9 @@ from hcmoco.data.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
 from hcmoco.eval import SegmentationMeter
 from hcmoco.models.checkpoint import load_model_file, load_state_exact
-from hcmoco.runlog import RunLog, available_workers, git_revision, log_path_for
+from hcmoco.runlog import RunLog, git_revision, log_path_for
 from hcmoco.tasks import enet_class_weights, label_counts, segmentation_loss
-from hcmoco.train.finetune import _digest, _split, draw
+from hcmoco.train.finetune import _split, draw
 from hcmoco.train.pretrain import build_model
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
 from hcmoco.train.runtime import cosine_schedule, seed_everything, select_device
@@ -91,10 +91,11 @@ def read(split: ProcessedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
 
 
 def miou(net: DenseParser, split: ProcessedSplit, indices: np.ndarray, modalities: Sequence[str],
-         batch_size: int = 64, cache: dict | None = None) -> float:
-    """Test mIoU with the given input modalities; `cache` holds frozen embeddings per modality."""
+         convention: str, batch_size: int = 64, cache: dict | None = None) -> float:
+    """Test mIoU (`finetune.miou` convention) with the given input modalities; `cache` holds
+    frozen embeddings per modality."""
     net.eval()
-    meter = SegmentationMeter(NUM_CLASSES)
+    meter = SegmentationMeter(NUM_CLASSES, convention=convention)
     with torch.no_grad():
         for lo in range(0, len(indices), batch_size):
             batch = read(split, indices[lo:lo + batch_size])
@@ -152,7 +153,7 @@ def train(net: DenseParser, split: ProcessedSplit, pool: np.ndarray, val: np.nda
         loss.backward()
         opt.step()
         if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
-            score = miou(net, split, val, modalities, cache=cache["val"] if frozen else None)
+            score = miou(net, split, val, modalities, cfg["miou"], cache=cache["val"] if frozen else None)
             if score > best[0]:
                 best = (score, step + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
     net.load_state_dict(best[2])
@@ -163,7 +164,7 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
     started = time.perf_counter()
     vs, ft = params["versatility"], params["finetune"]
     task = TASK
-    cfg = {**vs, "weight_decay": ft["weight_decay"], "lr_min": ft["lr_min"]}
+    cfg = {**vs, "weight_decay": ft["weight_decay"], "lr_min": ft["lr_min"], "miou": ft["miou"]}
     select_device(ft["device"])  # the experiments run on CPU tensors; a bad device string still fails
     seed_everything(seed)
     train_split, test_split = ProcessedSplit(data / "train"), ProcessedSplit(data / "test")
@@ -185,12 +186,12 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
                 cache, test_cache = frozen_embeddings(net, train_split, pool, val), embeddings(net, test_split, test)
             selection[source] = train(net, train_split, pool, val, [source], cfg, seed, weights, cache)
             for m in (source, target):
-                results[f"{source}->{m}"] = miou(net, test_split, test, [m], cache=test_cache)
+                results[f"{source}->{m}"] = miou(net, test_split, test, [m], cfg["miou"], cache=test_cache)
     else:
         net = load_parser(params, model)
         selection["rgbd"] = train(net, train_split, pool, val, ["rgb", "depth"], cfg, seed, weights)
         for name, modalities in (("rgbd", ["rgb", "depth"]), ("rgb", ["rgb"]), ("depth", ["depth"])):
-            results[f"rgbd->{name}"] = miou(net, test_split, test, modalities)
+            results[f"rgbd->{name}"] = miou(net, test_split, test, modalities, cfg["miou"])
     return {"experiment": experiment, "task": task, "metric": "miou", "init": init, "seed": seed,
             "fraction": vs["fraction"], "results": results,
             "selection": {k: {"val": v, "step": s} for k, (v, s) in selection.items()},
@@ -200,7 +201,7 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
 
 def run(params: dict, experiment: str, pretrained: Path, data: Path, splits: Path, out: Path,
         log: RunLog | None = None) -> None:
-    torch.set_num_threads(available_workers())
+    torch.set_num_threads(params["finetune"]["threads"])
     plan = []  # (init, model, seed, staged metrics path)
     for init in ["scratch", *params["versatility"]["inits"]]:
         model = "scratch" if init == "scratch" else str(pretrained / init)
@@ -209,8 +210,7 @@ def run(params: dict, experiment: str, pretrained: Path, data: Path, splits: Pat
             raise HcmocoError(f"{weights}: pre-trained model not found (versatility.inits names {init!r})")
         staging = checkpoint_dir(out / f"init~{init}", {
             "versatility": params["versatility"], "finetune": params["finetune"], "pretrain": params["pretrain"],
-            "experiment": experiment, "init": init, "data": str(data), "splits": str(splits),
-            "model": _digest(weights)})
+            "experiment": experiment, "init": init}, {"data": data, "splits": splits, "model": weights}, "hcmoco.train.versatility")
         plan += [(init, model, seed, staging / f"seed~{seed}" / "metrics.json") for seed in params["versatility"]["seeds"]]
     for init, model, seed, target in plan:
         if target.is_file():

@@ -82,6 +82,34 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     assert len(html) > 100_000 and "fractions_parsing.png" in html and "parsing.csv" in html
 
 
+VOLATILE = {"seconds", "git", "samples_per_s", "data_wait_fraction"}  # timings and the checkout's commit
+
+
+def computed(repo) -> dict[str, object]:
+    """Every metrics file of the smoke run without its timings, and the aggregated outputs."""
+    out = {}
+    for path in sorted((repo / "results/smoke").rglob("*.json")):
+        value = json.loads(path.read_text())
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in VOLATILE}
+        out[str(path.relative_to(repo))] = value
+    for path in sorted((repo / "results/smoke/tables").glob("*.csv")):
+        out[str(path.relative_to(repo))] = path.read_text()
+    return out
+
+
+@pytest.mark.slow
+def test_dvc_repro_computes_what_snakemake_computed(built, tmp_path_factory, repo_root, venv_env):
+    """The same commands with the same params give the same numbers whichever tool runs them
+    (Snakemake: two jobs at a time on 2 cores; DVC: one at a time, no thread setting): each job
+    takes its threads from params, not from the machine or the scheduler."""
+    repo = copy_repo(repo_root, tmp_path_factory.mktemp("dvc") / "repo", profile="smoke")
+    run(["dvc", "repro"], repo, venv_env)
+    ours, theirs = computed(built), computed(repo)
+    assert len(ours) > 60 and ours.keys() == theirs.keys()
+    assert [k for k in ours if ours[k] != theirs[k]] == []
+
+
 @pytest.mark.slow
 def test_dvc_reruns_what_a_change_touches(built, venv_env):
     for cmd in (["git", "add", "-A"], ["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "--allow-empty", "-qm", "run"]):

@@ -60,7 +60,7 @@ def test_paper_profile_plans_real_data_instead_of_rendering(tmp_path, repo_root,
     densepose = next(cmd for cmd, job in jobs.items()
                      if job["outputs"] == {"data/paper/real/densepose_coco_detection"})
     assert densepose.startswith("python -m hcmoco.datasets.densepose_coco_detection --raw data/raw/densepose_coco")
-    assert "--resolution 800 " in densepose and densepose.endswith("--images data/raw/coco2014")
+    assert "--resolution 800 " in densepose and densepose.endswith("--images data/raw/coco2014 >> logs/data/paper/real/densepose_coco_detection.log 2>&1")
     assert "--resolution 320 " in itop  # real.resolution where a dataset sets none
     assert "data/raw/coco2014/MANIFEST.json" in jobs[densepose]["inputs"]
     stage1 = next(cmd for cmd, job in jobs.items() if job["rule"] == "pretrain_stage1")

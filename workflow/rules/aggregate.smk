@@ -16,7 +16,7 @@ rule aggregate:
         metrics=f"results/{PROFILE}/metrics.json",
         plots=directory(f"results/{PROFILE}/plots"),
     log:
-        f"logs/results/{PROFILE}/tables.jsonl",
+        f"logs/results/{PROFILE}/tables.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -28,6 +28,6 @@ rule aggregate:
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.results.aggregate --params {params.file} --profile {params.profile}"
+        "python -m hcmoco.results.aggregate --params {params.file} --profile {params.profile} --log {log}"
         " --results {params.results} --tables {output.tables} --figures {output.figures}"
         " --metrics {output.metrics} --plots {output.plots}"

@@ -84,7 +84,7 @@ def split_values(wildcards):
                           "splits.seeds", f"splits.tasks.{wildcards.task}")
 
 
-PRETRAIN_SHARED = ["init_weights", "seed", "device", "precision", "backbone", "sample_contrast", "optimizer", "embed_dim", "tau", "batch_size", "lr", "lr_min",
+PRETRAIN_SHARED = ["init_weights", "seed", "device", "precision", "threads", "backbone", "sample_contrast", "optimizer", "embed_dim", "tau", "batch_size", "lr", "lr_min",
                    "momentum", "weight_decay", "negatives", "bank_momentum", "dense_cells", "checkpoint_every"]
 
 
@@ -97,7 +97,7 @@ def pretrain_values(wildcards):
 
 
 def retrieval_values(wildcards):
-    return section_digest(PARAMS, "pretrain.seed", "pretrain.backbone", "pretrain.embed_dim", "pretrain.variants")
+    return section_digest(PARAMS, "pretrain.seed", "pretrain.threads", "pretrain.backbone", "pretrain.embed_dim", "pretrain.variants")
 
 
 def preview_values(wildcards):
@@ -124,9 +124,9 @@ def pretrained_root(wildcards):
     return f"models/{PROFILE}/pretrain"
 
 
-FINETUNE_SHARED = ["inits", "grids", "fractions", "seeds", "device", "precision", "optimizer", "lr", "lr_min", "momentum",
+FINETUNE_SHARED = ["inits", "grids", "fractions", "seeds", "device", "precision", "threads", "optimizer", "lr", "lr_min", "momentum",
                    "weight_decay", "batch_size", "eval_batch_size", "epochs", "min_steps", "max_steps",
-                   "eval_every", "checkpoint_every", "freeze_backbone"]
+                   "eval_every", "checkpoint_every", "freeze_backbone", "miou", "densepose_box_ignore"]
 
 
 def finetune_values(wildcards):
@@ -139,7 +139,7 @@ def finetune_values(wildcards):
 def versatility_values(wildcards):
     return section_digest(PARAMS, "versatility.inits", "versatility.fraction", "versatility.seeds",
                           "versatility.steps", "versatility.batch_size", "versatility.lr",
-                          "versatility.eval_every", "finetune.device", "finetune.weight_decay", "finetune.lr_min",
+                          "versatility.eval_every", "finetune.device", "finetune.threads", "finetune.miou", "finetune.weight_decay", "finetune.lr_min",
                           f"finetune.tasks.{VERSATILITY_TASK}", "pretrain.backbone", "pretrain.embed_dim")
 
 

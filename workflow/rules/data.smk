@@ -7,7 +7,7 @@ rule generate:
     output:
         data=directory(f"data/{PROFILE}/synth/{{domain}}"),
     log:
-        f"logs/data/{PROFILE}/synth/{{domain}}.jsonl",
+        f"logs/data/{PROFILE}/synth/{{domain}}.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -18,7 +18,7 @@ rule generate:
     resources:
         mem_mb=4000,
     shell:
-        "python -m hcmoco.data.generate --params {params.file} --profile {params.profile}"
+        "python -m hcmoco.data.generate --params {params.file} --profile {params.profile} --log {log}"
         " --domain {wildcards.domain} --out {output.data}"
 
 
@@ -30,7 +30,7 @@ rule preview:
         png=report(f"results/{PROFILE}/preview/{{domain}}.png", caption="../report/preview.rst",
                    category="Data"),
     log:
-        f"logs/results/{PROFILE}/preview/{{domain}}.png.jsonl",
+        f"logs/results/{PROFILE}/preview/{{domain}}.png.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -41,5 +41,5 @@ rule preview:
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.data.preview --params {params.file} --profile {params.profile}"
+        "python -m hcmoco.data.preview --params {params.file} --profile {params.profile} --log {log}"
         " --data {input.data} --out {output.png}"

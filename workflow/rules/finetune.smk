@@ -11,7 +11,7 @@ rule finetune:
     output:
         grid=directory(f"results/{PROFILE}/finetune/{{task}}"),
     log:
-        f"logs/results/{PROFILE}/finetune/{{task}}.jsonl",
+        f"logs/results/{PROFILE}/finetune/{{task}}.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -19,11 +19,11 @@ rule finetune:
         values=finetune_values,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: PARAMS["finetune"]["threads"]
     resources:
         mem_mb=3000,
     shell:
-        "python -m hcmoco.train.grid --params {params.file} --profile {params.profile} --task {wildcards.task}"
+        "python -m hcmoco.train.grid --params {params.file} --profile {params.profile} --log {log} --task {wildcards.task}"
         " --pretrained {params.pretrained} --data {input.data} --splits {input.splits} --out {output.grid}"
 
 
@@ -36,7 +36,7 @@ rule versatility:
     output:
         runs=directory(f"results/{PROFILE}/versatility/{{experiment}}"),
     log:
-        f"logs/results/{PROFILE}/versatility/{{experiment}}.jsonl",
+        f"logs/results/{PROFILE}/versatility/{{experiment}}.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -44,10 +44,10 @@ rule versatility:
         values=versatility_values,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: PARAMS["finetune"]["threads"]
     resources:
         mem_mb=3000,
     shell:
-        "python -m hcmoco.train.versatility --params {params.file} --profile {params.profile}"
+        "python -m hcmoco.train.versatility --params {params.file} --profile {params.profile} --log {log}"
         " --experiment {wildcards.experiment} --pretrained {params.pretrained}"
         " --data {input.data} --splits {input.splits} --out {output.runs}"

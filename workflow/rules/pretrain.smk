@@ -10,18 +10,18 @@ rule pretrain_stage1:
         model=directory(f"models/{PROFILE}/pretrain/stage1"),
         curves=directory(f"results/{PROFILE}/pretrain/stage1/curves"),
     log:
-        f"logs/models/{PROFILE}/pretrain/stage1.jsonl",
+        f"logs/models/{PROFILE}/pretrain/stage1.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=pretrain_values,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 2
+    threads: PARAMS["pretrain"]["threads"]
     resources:
         mem_mb=6000,
     shell:
-        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 1"
+        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 1 --log {log}"
         " --data {input.sources} --out {output.model} --curves {output.curves}"
 
 
@@ -34,18 +34,18 @@ rule pretrain_stage2:
         model=directory(f"models/{PROFILE}/pretrain/{{variant}}"),
         curves=directory(f"results/{PROFILE}/pretrain/{{variant}}/curves"),
     log:
-        f"logs/models/{PROFILE}/pretrain/{{variant}}.jsonl",
+        f"logs/models/{PROFILE}/pretrain/{{variant}}.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
         values=pretrain_values,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 2
+    threads: PARAMS["pretrain"]["threads"]
     resources:
         mem_mb=6000,
     shell:
-        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 2"
+        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 2 --log {log}"
         " --variant {wildcards.variant} --init {input.init} --data {input.sources}"
         " --out {output.model} --curves {output.curves}"
 
@@ -58,7 +58,7 @@ rule retrieval:
     output:
         json=f"results/{PROFILE}/pretrain/retrieval.json",
     log:
-        f"logs/results/{PROFILE}/pretrain/retrieval.json.jsonl",
+        f"logs/results/{PROFILE}/pretrain/retrieval.json.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -66,9 +66,9 @@ rule retrieval:
         values=retrieval_values,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: PARAMS["pretrain"]["threads"]
     resources:
         mem_mb=2000,
     shell:
-        "python -m hcmoco.eval.retrieval --params {params.file} --profile {params.profile}"
+        "python -m hcmoco.eval.retrieval --params {params.file} --profile {params.profile} --log {log}"
         " --pretrained {params.pretrained} --data {input.data} --out {output.json}"

@@ -6,7 +6,7 @@ rule fetch:
     output:
         manifest="data/raw/{raw}/MANIFEST.json",
     log:
-        "logs/data/raw/{raw}.jsonl",
+        "logs/data/raw/{raw}.log",
     params:
         out=fetched_dir,
     conda:
@@ -15,7 +15,7 @@ rule fetch:
     resources:
         mem_mb=2000,
     shell:
-        "python -m hcmoco.datasets.fetch --dataset {wildcards.raw} --out {params.out}"
+        "python -m hcmoco.datasets.fetch --dataset {wildcards.raw} --out {params.out} >> {log} 2>&1"
 
 
 rule prepare:
@@ -26,7 +26,7 @@ rule prepare:
     output:
         data=directory(f"data/{PROFILE}/real/{{dataset}}"),
     log:
-        f"logs/data/{PROFILE}/real/{{dataset}}.jsonl",
+        f"logs/data/{PROFILE}/real/{{dataset}}.log",
     params:
         raw=raw_dir,
         module=preprocessor,
@@ -40,7 +40,7 @@ rule prepare:
         mem_mb=16000,
     shell:
         "python -m hcmoco.datasets.{params.module} --raw {params.raw} --out {output.data}"
-        " --resolution {params.resolution} --workers {threads} {params.options}"
+        " --resolution {params.resolution} --workers {threads} {params.options} >> {log} 2>&1"
 
 
 rule imagenet_init:
@@ -50,14 +50,14 @@ rule imagenet_init:
     output:
         model=directory(f"models/{PROFILE}/pretrain/imagenet"),
     log:
-        f"logs/models/{PROFILE}/pretrain/imagenet.jsonl",
+        f"logs/models/{PROFILE}/pretrain/imagenet.log",
     conda:
         "../envs/hcmoco.yaml"
     threads: 1
     resources:
         mem_mb=2000,
     shell:
-        "mkdir -p {output.model} && python -m hcmoco.models.imagenet --weights {input.weights}"
+        "(mkdir -p {output.model} && python -m hcmoco.models.imagenet --weights {input.weights}"
         " --out {output.model}/rgb_backbone.pt"
         " && python -m hcmoco.models.imagenet --weights {input.weights} --modality depth"
-        " --out {output.model}/depth_backbone.pt"
+        " --out {output.model}/depth_backbone.pt) >> {log} 2>&1"

@@ -8,7 +8,7 @@ rule split:
     output:
         splits=directory(f"data/{PROFILE}/splits/{{task}}"),
     log:
-        f"logs/data/{PROFILE}/splits/{{task}}.jsonl",
+        f"logs/data/{PROFILE}/splits/{{task}}.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
@@ -19,5 +19,5 @@ rule split:
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.data.splits --params {params.file} --profile {params.profile}"
+        "python -m hcmoco.data.splits --params {params.file} --profile {params.profile} --log {log}"
         " --task {wildcards.task} --data {input.data} --out {output.splits}"
