@@ -5,9 +5,10 @@
         --metrics results/default/metrics.json --plots results/default/plots
 
 Writes `<tables>/<name>.{md,csv,tex}` per table, `all.md` (every table), `summary.csv` (per cell:
-expected where a reference number applies, ours, difference), `summary.md` (the README's
-results section); `<figures>/*.png`; `<metrics>` (main-metric means for `dvc metrics`); `<plots>`
-(per-task CSVs for `dvc plots`). Every output is written atomically.
+expected where a reference number applies, ours, difference), `comparisons.{csv,md}` (every paired
+comparison of two inits the summary states), `summary.md` (the README's results section);
+`<figures>/*.png`; `<metrics>` (main-metric means for `dvc metrics`); `<plots>` (per-task CSVs
+for `dvc plots`). Every output is written atomically.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from hcmoco.config import finetune_plan, versatility_plan
 from hcmoco.results import plots
 from hcmoco.results.collect import (TASK_METRICS, finetune_records, pretrain_histories, retrieval_records,
                                     versatility_records)
-from hcmoco.results.summary import ablation_statements, finetune_statements, versatility_statements
+from hcmoco.results.summary import (COMPARISON_FIELDS, ablation_statements, comparisons, comparisons_table,
+                                    finetune_statements, versatility_statements)
 from hcmoco.results.tables import ablation_table, retrieval_table, task_tables, versatility_table
 from hcmoco.runlog import RunLog, log_path_for
 
@@ -44,7 +46,12 @@ def build(params: dict, results: Path) -> dict:
 def summary_markdown(profile: str, built: dict) -> str:
     tables = {t.name: t for t in built["tables"]}
     parts = [f"Profile `{profile}`: {len(built['finetune'])} fine-tuning results "
-             f"and {len(built['versatility'])} versatility measurements. Cells are mean ± std (runs) in %.", ""]
+             f"and {len(built['versatility'])} versatility measurements. Cells are mean ± std (runs) in %.", "",
+             "Comparisons are paired: runs of two inits share the split and the seed, so each seed gives one "
+             "difference (in points). A statement gives their mean, its 95% Student-t interval and the verdict "
+             "on the claim that the first init is better: confirmed when the interval lies above 0, refuted "
+             "when below, inconclusive when it holds 0 or only one seed was paired. Every comparison is in "
+             "`comparisons.md`.", ""]
     for task in TASK_METRICS:
         for name in (task, f"{task}_mean_gps"):  # DensePose: mean GPS moves where GPS AP stays 0
             if name in tables:
@@ -52,7 +59,7 @@ def summary_markdown(profile: str, built: dict) -> str:
     for name in ("ablation", "crossmodal", "missing"):
         if name in tables:
             parts.append(tables[name].markdown())
-    for title, lines in (("HCMoCo against the baselines at small label fractions", finetune_statements(built["finetune"])),
+    for title, lines in (("HCMoCo against the baselines", finetune_statements(built["finetune"])),
                          ("Loss ablations", ablation_statements(built["finetune"])),
                          ("Versatility", versatility_statements(built["versatility"]))):
         parts += [f"**{title}.**", "", *(lines or ["- no runs."]), ""]
@@ -85,6 +92,9 @@ def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path,
         (tmp / "all.md").write_text("\n".join(t.markdown() for t in built["tables"]))
         (tmp / "summary.csv").write_text(csv_text(SUMMARY_FIELDS, (n for t in built["tables"] for n in t.numbers)))
         (tmp / "summary.md").write_text(summary_markdown(params["profile"], built))
+        comps = comparisons(built["finetune"], built["versatility"])
+        (tmp / "comparisons.csv").write_text(csv_text(COMPARISON_FIELDS, (c.row() for c in comps)))
+        (tmp / "comparisons.md").write_text(comparisons_table(comps).markdown())
     with atomic_directory(figures) as tmp:
         for task in TASK_METRICS:
             plots.fraction_plot(built["finetune"], task, tmp / f"fractions_{task}.png")

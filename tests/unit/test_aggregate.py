@@ -10,7 +10,7 @@ from hcmoco.config import finetune_plan, load_params, versatility_plan
 from hcmoco.results import aggregate
 from hcmoco.results.collect import finetune_records, versatility_records
 from hcmoco.results.stats import cell
-from hcmoco.results.summary import ablation_statements, compare, finetune_statements
+from hcmoco.results.summary import ablation_statements, finetune_statements
 from hcmoco.results.tables import ablation_table, task_tables, versatility_table
 
 
@@ -116,18 +116,19 @@ def test_versatility_and_ablation_tables(results):
                        "HCMoCo": ["30.0 ± 0.0 (1)"]}
 
 
-def test_statements_compare_against_the_seed_spread(results):
-    assert "beyond the seed spread" in compare(cell([0.5, 0.52]), cell([0.2, 0.21]))
-    assert "within the seed spread" in compare(cell([0.5, 0.7]), cell([0.45, 0.6]))
-    assert compare(cell([]), cell([0.1])) is None
+def test_statements_compare_paired_over_seeds(results):
     lines = finetune_statements(ft(results))
-    assert lines == ["- RGB human parsing, 10% labels, mIoU: HCMoCo vs scratch (random init) +15.0 points "
-                     "(30.0 ± 0.0 vs 15.0 ± 7.1, one seed, no spread to compare with)."]
+    assert lines == ["- RGB human parsing, 10% labels, mIoU: HCMoCo vs scratch (random init) +20.0 points, "
+                     "1 paired seed (no interval): inconclusive.",  # seed 1 has no HCMoCo run
+                     "",
+                     "HCMoCo > scratch (random init): confirmed in 0, refuted in 0, inconclusive in 1 of 1 settings."]
     put(results, "parsing", "sample", 0.1, 0, 0.2)
     put(results, "parsing", "hcmoco_nodense", 0.1, 0, 0.35)
     put(results, "parsing", "hcmoco_nosparse", 0.1, 0, 0.25)
     text = "\n".join(ablation_statements(ft(results)))
-    assert "holds in 0 of 1" in text and "not the paper order" in text
+    assert ("- RGB human parsing, 10% labels, mIoU: inconclusive (0 of 4 comparisons confirmed); decided by "
+            "HCMoCo vs HCMoCo w/o dense -5.0 points, 1 paired seed (no interval).") in text
+    assert "inconclusive in 1 of 1 settings" in text and "spread" not in text
 
 
 @pytest.fixture
@@ -171,7 +172,13 @@ def test_cli_writes_every_output(profile_results, tmp_path, monkeypatch, repo_ro
     assert plot[0] == {"fraction_percent": "10.0", "scratch": "15.0", "sample": "30.0", "hcmoco": "30.0"}
     summary = list(csv.DictReader((out / "tables/summary.csv").open()))
     assert all(r["ours"] == "n/a" or float(r["ours"]) >= 0 for r in summary)
-    assert "HCMoCo vs scratch" in (out / "tables/summary.md").read_text()
+    summary_md = (out / "tables/summary.md").read_text()
+    assert "HCMoCo vs scratch" in summary_md and "paired seed" in summary_md and "spread" not in summary_md
+    comparisons = list(csv.DictReader((out / "tables/comparisons.csv").open()))
+    assert list(comparisons[0]) == ["section", "task_or_experiment", "fraction_or_setting", "metric", "a", "b", "n",
+                                    "mean_diff", "ci_low", "ci_high", "verdict"]
+    assert {r["section"] for r in comparisons} >= {"finetune", "versatility"}
+    assert "| fine-tuning | RGB human parsing" in (out / "tables/comparisons.md").read_text()
 
 
 def test_staging_folders_a_kill_left_are_never_read(profile_results, tmp_path, monkeypatch, repo_root):
@@ -224,8 +231,12 @@ def test_a_metric_equal_in_every_run_gives_way_to_the_next(results):
     assert "DensePose estimation, 10% labels, mean GPS: HCMoCo vs scratch (random init) +20.0 points" in text
 
 
-def test_ablation_rows_that_tie_have_no_order(results):
+def test_ablation_rows_that_tie_are_inconclusive(results):
+    for seed in (1, 2):
+        put(results, "parsing", "hcmoco", 0.1, seed, 0.30)
     for init in ("sample", "hcmoco_nodense", "hcmoco_nosparse"):
-        put(results, "parsing", init, 0.1, 0, 0.30)
+        for seed in (0, 1, 2):
+            put(results, "parsing", init, 0.1, seed, 0.30)
     text = "\n".join(ablation_statements(ft(results)))
-    assert "every row 30.0 (mIoU); no order" in text and "holds in" not in text
+    assert "10% labels, mIoU: inconclusive (0 of 4 comparisons confirmed)" in text
+    assert "+0.0 points [95% CI +0.0, +0.0], 3 paired seeds" in text
