@@ -2,16 +2,21 @@
 
     python -m hcmoco.bench render [--resolution 64] [--samples 128]
     python -m hcmoco.bench pretrain [--profile default] [--steps 8]
+    python -m hcmoco.bench calibrate [--profile default] [--points params/calibration.yaml] [--only P ...]
 
 `render`: SynthHuman samples per second on one core, per domain.
 `pretrain`: on the profile's pre-training data, the median time of a full stage-2 step
 (encoders, heads, all losses, bank, optimiser) against a step of the two backbones alone
 (forward, backward, optimiser) on the same batch, and the share of a step spent loading data.
+`calibrate`: the calibration study (hcmoco/calibration.py): per operating point and task,
+scratch fine-tuned at 100% labels, test metric and wall time.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import sys
 import time
 from typing import Sequence
 
@@ -86,7 +91,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     pre.add_argument("--params", default="params/params.yaml")
     pre.add_argument("--profile", default=None)
     pre.add_argument("--steps", type=int, default=8)
+    cal = sub.add_parser("calibrate", help="scratch at 100%% labels per task and operating point (metric vs time)")
+    cal.add_argument("--params", default="params/params.yaml")
+    cal.add_argument("--profile", default=None)
+    cal.add_argument("--points", default="params/calibration.yaml", help="operating points (dotted keys per name)")
+    cal.add_argument("--only", nargs="+", help="these points only")
+    cal.add_argument("--tasks", nargs="+", default=["parsing", "depth_parsing", "pose3d", "densepose"])
+    cal.add_argument("--work", default="data/calibration", help="cache of data, splits and runs")
+    cal.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
+    cal.add_argument("--out", help="also write the table (Markdown) and the rows (JSON) beside it")
     args = parser.parse_args(argv)
+    if args.what == "calibrate":
+        return _calibrate(args)
     if args.what == "render":
         os.environ.setdefault("OMP_NUM_THREADS", "1")
         for domain, rate in bench_render(args.resolution, args.samples).items():
@@ -101,6 +117,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         result = bench_pretrain(params, f"data/{params['profile']}/synth", args.steps)
         for key, value in result.items():
             print(f"{key:20s} {value:.4g}")
+    return 0
+
+
+def _calibrate(args) -> int:
+    from pathlib import Path
+
+    from hcmoco.calibration import calibrate, read_points, table
+    from hcmoco.config import load_params
+    from hcmoco.errors import HcmocoError
+
+    try:
+        params = load_params(args.params, args.profile)
+        points = read_points(Path(args.points))
+        if unknown := sorted(set(args.only or []) - set(points)):
+            raise HcmocoError(f"--only: {unknown[0]!r} is not a point of {args.points}")
+        points = {k: v for k, v in points.items() if not args.only or k in args.only}
+        rows = calibrate(params, points, args.tasks, Path(args.work), args.workers)
+    except HcmocoError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    text = table(rows, points)
+    print(text)
+    if args.out:
+        Path(args.out).write_text(text + "\n")
+        Path(args.out).with_suffix(".json").write_text(json.dumps(rows, indent=1))
     return 0
 
 

@@ -62,6 +62,9 @@ HRNET_PRESETS = {
     # one basic block per branch, one bottleneck in stage 1, a 32-channel stem.
     "narrow": HRNetConfig(widths=(8, 16, 32, 64), stem_width=32, stage1_planes=16,
                           stage1_blocks=1, modules=(1, 1, 1), blocks=(1, 1, 1)),
+    # Between the two (~1/7 of W18): narrow's layout at twice its widths, two blocks per branch.
+    "small": HRNetConfig(widths=(16, 32, 64, 128), stem_width=32, stage1_planes=32,
+                         stage1_blocks=1, modules=(1, 1, 1), blocks=(2, 2, 2)),
 }
 
 
