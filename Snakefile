@@ -28,7 +28,7 @@ rule all:
         splits=expand(rules.split.output.splits, task=TASKS),
         pretrained=expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
         retrieval=rules.retrieval.output.json,
-        finetuned=expand(rules.finetune.output.grid, task=TASKS),
+        finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         tables=rules.aggregate.output.tables,
     default_target: True

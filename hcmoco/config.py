@@ -256,6 +256,12 @@ def check_bank_size(cfg: dict, data_dirs) -> None:
     _check_negatives(cfg, sizes, "", "--data")
 
 
+def domain_dir(params: dict, domain: str, root: str | Path) -> Path:
+    """A domain's processed data under a profile's data root: `<root>/real/<d>` for a
+    real.datasets entry, else `<root>/synth/<d>` (rendered)."""
+    return Path(root) / ("real" if domain in params["real"]["datasets"] else "synth") / domain
+
+
 def task_domain(params: dict, task: str, option: str = "--task") -> str:
     """The domain of a downstream task of splits.tasks; an unknown task is one ParamsError."""
     tasks = params["splits"]["tasks"]

@@ -206,7 +206,16 @@ def _root_definitions() -> dict:
 
 
 def _members(name: str, definition: dict, ctx: dict) -> Iterable[tuple[str, dict, dict]]:
-    """(stage name, definition, context) of a root stage, foreach groups expanded."""
+    """(stage name, definition, context) of a root stage, foreach groups and matrices expanded."""
+    if "matrix" in definition:
+        axes = {axis: _substitute(values, ctx, f"stages.{name}.matrix.{axis}")
+                for axis, values in definition["matrix"].items()}
+        combos = [{}]
+        for axis, values in axes.items():
+            combos = [{**c, axis: str(v)} for c in combos for v in values]
+        for combo in combos:
+            yield f"{name}@{'-'.join(combo.values())}", definition, {**ctx, "item": combo}
+        return
     if "foreach" not in definition:
         yield name, definition, ctx
         return
@@ -221,6 +230,11 @@ def _root_stage(stages: dict, rule: str, job: Job, ctx: dict) -> tuple[dict, dic
     definition = stages.get(rule)
     if definition is None:
         return None
+    if "matrix" in definition:  # one matrix axis per wildcard, named alike
+        if set(definition["matrix"]) != set(job.wildcards):
+            raise HcmocoError(f"{ROOT_DVC}: stages.{rule}: matrix axes {sorted(definition['matrix'])} are not the "
+                              f"rule's wildcards {sorted(job.wildcards)}")
+        return definition, {**ctx, "item": dict(job.wildcards)}
     if "foreach" not in definition:
         return definition, ctx
     if len(job.wildcards) != 1:

@@ -7,7 +7,8 @@ Each round clones the repository's committed HEAD into a fresh folder and runs
 `snakemake --workflow-profile workflow/profiles/local --cores 2 --config profile=P`; at a random
 moment the whole process group (Snakemake and its jobs) gets SIGKILL, as from a power loss or
 the OOM killer. The recovery is the one the README gives: `snakemake --unlock`, then the same
-command again, which may itself be killed by the round's next kill. After the round's last kill
+command again, which may itself be killed by the round's next kill (kills fall at random
+times, spread over about one uninterrupted run). After the round's last kill
 the run goes to the end. A kill is survived when its recovery runs on without an error of its
 own; a round is correct when its tables are byte-identical to the reference run's and every
 metrics file equals the reference's apart from timings and the resume step.
@@ -68,11 +69,12 @@ def run_round(repo: Path, profile: str, kills: int, rng: random.Random, span: fl
             rc = proc.wait()
             events.append({"final_rc": rc})
             break
-        delay = rng.uniform(2.0, span)
+        # the kills spread over about one uninterrupted run's time (each re-run resumes)
+        delay = rng.uniform(2.0, 2.0 * span / (kills + 1))
         try:
-            rc = proc.wait(timeout=delay)  # finished before the kill: nothing to kill this time
-            events.append({"delay_s": round(delay, 1), "finished_first": True, "rc": rc})
-            continue
+            rc = proc.wait(timeout=delay)  # finished before the kill: the round is over
+            events.append({"delay_s": round(delay, 1), "finished_first": True, "final_rc": rc})
+            break
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()

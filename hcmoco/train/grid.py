@@ -1,18 +1,19 @@
-"""The fine-tuning grid of one task: every init x fraction x seed cell, one job.
+"""The fine-tuning grid of one task and one init: every fraction x seed cell, one job.
 
-    python -m hcmoco.train.grid --profile default --task parsing --pretrained models/default/pretrain \\
-        --data data/default/synth/synth_h36m --splits data/default/splits/parsing \\
-        --out results/default/finetune/parsing
+    python -m hcmoco.train.grid --profile default --task parsing --init hcmoco \
+        --pretrained models/default/pretrain --data-root data/default --splits data/default/splits/parsing \
+        --out results/default/finetune/parsing/init~hcmoco
 
-For `scratch` and each of `finetune.inits`, runs `hcmoco.train.finetune` on every cell of
-`finetune_cells(params, init)` (finetune.fractions x finetune.seeds, or the init's
-finetune.grids entry) and writes `<out>/init~I/fraction~F/seed~S/{metrics.json,curves/}`.
-`scratch` starts from random weights; an init I loads the task's modality backbone
-(`<pretrained>/I/rgb_backbone.pt` or `depth_backbone.pt`) strictly. One process runs the cells
-in turn: torch starts once per task rather than once per cell, which is most of a cell's cost
-at small sizes. Finished cells are kept in a staging folder under `checkpoints/` (keyed by the
-configuration and the backbone's digest) and the output directory appears complete at the end,
-so a killed job resumes at the cell, and within it at the last checkpoint.
+Runs `hcmoco.train.finetune` on every cell of `finetune_cells(params, init, task)`
+(finetune.fractions x finetune.seeds, or the init's finetune.grids entry) and writes
+`<out>/fraction~F/seed~S/{metrics.json,curves/}`. The task's data is its domain under
+`--data-root` (params splits.tasks). `scratch` starts from random weights; an init I loads the
+task's modality backbone (`<pretrained>/I/rgb_backbone.pt` or `depth_backbone.pt`) strictly.
+One job per (task, init): scratch jobs need no pre-training, so they run while it does. One
+process runs the cells in turn: torch starts once per job rather than once per cell, which is
+most of a cell's cost at small sizes. Finished cells are kept in a staging folder under
+`checkpoints/` (keyed by the computation) and the output directory appears complete at the
+end, so a killed job resumes at the cell, and within it at the last checkpoint.
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Sequence
 
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import finetune_cells, task_domain
+from hcmoco.config import ParamsError, cell_dir, domain_dir, finetune_cells, task_domain
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.finetune import finetune
@@ -30,32 +31,22 @@ from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
 from hcmoco.train.task_data import TASK_MODALITY
 
 
-def cell_dir(root: Path, fraction: float, seed: int) -> Path:
-    return root / f"fraction~{fraction:g}" / f"seed~{seed}"
-
-
 def backbone_file(pretrained: Path, init: str, task: str) -> Path | None:
     """None for scratch, else the task's modality backbone of the pre-training output `init`."""
     return None if init == "scratch" else pretrained / init / f"{TASK_MODALITY[task]}_backbone.pt"
 
 
-def inits(params: dict) -> list[str]:
-    return ["scratch", *params["finetune"]["inits"]]
-
-
-def run_grid(params: dict, task: str, pretrained: Path, data: Path, splits: Path, out: Path,
+def run_grid(params: dict, task: str, init: str, pretrained: Path, data: Path, splits: Path, out: Path,
              log: RunLog | None = None) -> list[dict]:
-    plan = []  # (init, fraction, seed, backbone file, staged metrics path)
-    for init in inits(params):
-        weights = backbone_file(pretrained, init, task)
-        if weights is not None and not weights.is_file():
-            raise HcmocoError(f"{weights}: backbone file not found (finetune.inits names {init!r})")
-        staging = checkpoint_dir(out / f"init~{init}", {
-            "finetune": params["finetune"], "preset": params["pretrain"]["backbone"], "task": task, "init": init},
-            {"data": data, "splits": splits, "backbone": weights}, "hcmoco.train.grid")
-        plan += [(init, f, s, weights, cell_dir(staging, f, s) / "metrics.json") for f, s in finetune_cells(params, init, task)]
+    weights = backbone_file(pretrained, init, task)
+    if weights is not None and not weights.is_file():
+        raise HcmocoError(f"{weights}: backbone file not found (the grid of init {init!r})")
+    staging = checkpoint_dir(out, {"finetune": params["finetune"], "preset": params["pretrain"]["backbone"],
+                                   "task": task, "init": init},
+                             {"data": data, "splits": splits, "backbone": weights}, "hcmoco.train.grid")
+    plan = [(f, s, cell_dir(staging, init, s, f) / "metrics.json") for f, s in finetune_cells(params, init, task)]
     results = []
-    for i, (init, fraction, seed, weights, target) in enumerate(plan):
+    for i, (fraction, seed, target) in enumerate(plan):
         print(f"[{i + 1}/{len(plan)}] {task} init~{init} fraction~{fraction:g} seed~{seed}", flush=True)
         if target.is_file():  # finished before a kill: kept
             if log:
@@ -67,27 +58,31 @@ def run_grid(params: dict, task: str, pretrained: Path, data: Path, splits: Path
         if log:
             log.event("cell", **{k: metrics[k] for k in ("init", "fraction", "seed", "metric", "test", "val", "seconds")})
     with atomic_directory(out) as tmp:
-        for init, fraction, seed, _, target in plan:
-            shutil.copytree(target.parent, cell_dir(tmp / f"init~{init}", fraction, seed))
-    for *_, target in plan:
-        clear_checkpoints(target.parents[2])
+        for fraction, seed, target in plan:
+            shutil.copytree(target.parent, tmp / f"fraction~{fraction:g}" / f"seed~{seed}")
+    clear_checkpoints(staging)
     return results
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, help="downstream task (params splits.tasks)")
-    parser.add_argument("--pretrained", required=True, help="folder of the pre-training outputs (finetune.inits)")
-    parser.add_argument("--data", required=True, help="processed domain directory (train/ and test/)")
+    parser.add_argument("--init", required=True, help="scratch, or one of finetune.inits")
+    parser.add_argument("--pretrained", required=True, help="folder of the pre-training outputs")
+    parser.add_argument("--data-root", required=True, help="the profile's data folder (synth/ and real/ domains)")
     parser.add_argument("--splits", required=True, help="the task's split directory")
     parser.add_argument("--out", required=True, help="output directory of the grid")
 
     def body(args, params):
-        task_domain(params, args.task)
+        domain = task_domain(params, args.task)
+        if args.init not in ("scratch", *params["finetune"]["inits"]):
+            raise ParamsError(f"--init: {args.init!r} is not scratch or one of finetune.inits "
+                              f"({', '.join(params['finetune']['inits'])})")
         out = Path(args.out)
-        log = RunLog(log_path_for(out), params, task=args.task)
-        run_grid(params, args.task, Path(args.pretrained), Path(args.data), Path(args.splits), out, log)
-        cells = sum(len(finetune_cells(params, init, args.task)) for init in inits(params))
+        log = RunLog(log_path_for(out), params, task=args.task, init=args.init)
+        run_grid(params, args.task, args.init, Path(args.pretrained), domain_dir(params, domain, args.data_root),
+                 Path(args.splits), out, log)
+        cells = len(finetune_cells(params, args.init, args.task))
         log.event("done", cells=cells)
         print(f"{out}: {cells} cells")
 

@@ -1,4 +1,4 @@
-"""The fine-tuning grid job (every init x fraction x seed cell of one task, resumable at the
+"""The fine-tuning grid job (every fraction x seed cell of one task and init, resumable at the
 cell) and the versatility experiments (cross-modality supervision, missing-modality inference)."""
 import json
 
@@ -32,6 +32,8 @@ def setup(tmp_path_factory, smoke_data):
     over["finetune"]["grids"] = {"hcmoco": {"fractions": [1.0], "seeds": [1]}}
     over["versatility"] = {"inits": ["hcmoco"], "seeds": [0], "steps": 3, "batch_size": 4, "eval_every": 3}
     over["splits"]["seeds"] = [0, 1]
+    (root / "data").mkdir()
+    (root / "data/synth").symlink_to(smoke_data)  # the profile's data root
     (root / "params/profiles").mkdir(parents=True)
     (root / "params/params.yaml").write_text(yaml.safe_dump(base))
     (root / "params/profiles/tiny.yaml").write_text(yaml.safe_dump(over))
@@ -46,11 +48,17 @@ def setup(tmp_path_factory, smoke_data):
     return {"root": root, "params": params, "data": smoke_data}
 
 
-def grid_cli(setup, out, pretrained=None):
+def grid_cli(setup, out, pretrained=None, inits=("scratch", "hcmoco")):
+    """The grid jobs of `inits` for pose3d, into <out>/init~I; the first non-zero exit code."""
     root = setup["root"]
-    return grid.main(["--params", str(root / "params/params.yaml"), "--profile", "tiny", "--task", "pose3d",
-                      "--pretrained", str(pretrained or root / "pretrain"), "--data", str(setup["data"] / "synth_itop"),
-                      "--splits", str(root / "splits/pose3d"), "--out", str(out)])
+    for init in inits:
+        code = grid.main(["--params", str(root / "params/params.yaml"), "--profile", "tiny", "--task", "pose3d",
+                          "--init", init, "--pretrained", str(pretrained or root / "pretrain"),
+                          "--data-root", str(root / "data"), "--splits", str(root / "splits/pose3d"),
+                          "--out", str(out / f"init~{init}")])
+        if code:
+            return code
+    return 0
 
 
 def cells_of(out):
@@ -88,7 +96,7 @@ def test_killed_grid_resumes_at_the_cell_and_matches_an_uninterrupted_run(tmp_pa
     monkeypatch.setattr(grid, "finetune", dies_on_the_third_cell)
     with pytest.raises(Killed):
         grid_cli(setup, tmp_path / "killed")
-    assert not (tmp_path / "killed").exists()  # nothing half-written
+    assert not (tmp_path / "killed/init~scratch").exists()  # nothing half-written
     calls.clear()
     assert grid_cli(setup, tmp_path / "killed") == 0
     assert calls == [(1.0, 0), (1.0, 1), (1.0, 1)]  # scratch's two finished cells were kept
@@ -101,10 +109,16 @@ def test_killed_grid_resumes_at_the_cell_and_matches_an_uninterrupted_run(tmp_pa
 
 def test_grid_names_a_missing_pre_training_output(tmp_path, setup, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    assert grid_cli(setup, tmp_path / "x", pretrained=tmp_path / "nowhere") == 2
+    assert grid_cli(setup, tmp_path / "x", pretrained=tmp_path / "nowhere", inits=["hcmoco"]) == 2
     err = capsys.readouterr().err
-    assert "nowhere/hcmoco/depth_backbone.pt: backbone file not found (finetune.inits names 'hcmoco')" in err
-    assert not (tmp_path / "x").exists()
+    assert "nowhere/hcmoco/depth_backbone.pt: backbone file not found (the grid of init 'hcmoco')" in err
+    assert not (tmp_path / "x/init~hcmoco").exists()
+
+
+def test_an_init_outside_the_params_is_one_line(tmp_path, setup, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert grid_cli(setup, tmp_path / "x", inits=["sample"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --init: 'sample' is not scratch or one of finetune.inits (hcmoco)"
 
 
 @pytest.mark.parametrize("experiment,keys", [("crossmodal", {"rgb->rgb", "rgb->depth", "depth->depth", "depth->rgb"}),

@@ -46,7 +46,7 @@ def test_exported_stages_are_the_snakemake_plan(paper_repo, venv_env):
 
     stages = exported_stages(paper_repo)
     assert {"fetch@coco2014", "prepare@ntu", "imagenet_init", "pretrain_stage1", "pretrain_stage2@hcmoco",
-            "finetune@parsing", "versatility@missing", "aggregate"} <= set(stages)
+            "finetune@parsing-hcmoco", "finetune@parsing-scratch", "versatility@missing", "aggregate"} <= set(stages)
     assert len(stages) == len(snake)
     aggregate = stages["aggregate"]
     assert [str(o.def_path) for o in aggregate.outs if o.metric] == ["results/paper/metrics.json"]
@@ -63,7 +63,7 @@ def test_stages_track_their_params_in_both_files(paper_repo):
         return any(key == k or key.startswith(k + ".") for k in keys)
 
     stages = exported_stages(paper_repo)
-    finetune = tracked(stages["finetune@parsing"])
+    finetune = tracked(stages["finetune@parsing-imagenet"])
     assert set(finetune) == {"params/params.yaml", "params/profiles/paper.yaml"}
     assert all(covers(keys, "finetune.tasks.parsing") for keys in finetune.values())
     assert covers(finetune["params/params.yaml"], "splits.tasks.parsing")

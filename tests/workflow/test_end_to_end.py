@@ -70,11 +70,13 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     params = built / "params/params.yaml"
     original = params.read_text()
     edit(params, "      uv_weight: 1.0\n", "      uv_weight: 2.0\n")  # finetune.tasks.densepose
-    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 1, "aggregate": 1}
+    # densepose's grids (scratch, sample, hcmoco), nothing else
+    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 3, "aggregate": 1}
     params.write_text(original)
     edit(params, "tau: 0.07", "tau: 0.1")
     plan = job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env))
-    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 4, "versatility": 2,
+    # the grids of pre-trained inits (4 tasks x sample, hcmoco); scratch reads no pre-training
+    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 8, "versatility": 2,
                     "aggregate": 1}
     params.write_text(original)
     run(["snakemake", "--report", "report.html"], built, venv_env)
@@ -128,7 +130,8 @@ def test_dvc_reruns_what_a_change_touches(built, venv_env):
     params.write_text(original)
     out = run(["dvc", "exp", "run", "-S", "params/params.yaml:finetune.tasks.parsing.class_weights=enet"], built, venv_env)
     ran = set(re.findall(r"Running stage '([^']+)'", out))
-    assert ran == {"finetune@parsing", "aggregate"}, out[-3000:]
+    assert ran == {"finetune_scratch@parsing", "finetune@parsing-sample", "finetune@parsing-hcmoco",
+                   "aggregate"}, out[-3000:]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], built, venv_env))
     changed = {key for metrics in diff.values() for key in metrics}
     assert changed and all(key.startswith("parsing.") for key in changed), diff

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 from hcmoco.config import ParamsError, load_params, section_digest
+from hcmoco.config import domain_dir as profile_domain_dir
 
 
 PARAMS_FILE = "params/params.yaml"
@@ -27,6 +28,7 @@ PROFILE = PARAMS["profile"]
 DOMAINS = list(PARAMS["synth"]["domains"])
 TASKS = list(PARAMS["splits"]["tasks"])
 VARIANTS = list(PARAMS["pretrain"]["variants"])
+FINETUNE_INITS = ["scratch", *PARAMS["finetune"]["inits"]]
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
 PRETRAIN_SOURCES = [PARAMS["pretrain"]["sources"]["paired"], PARAMS["pretrain"]["sources"]["keypoints"]]
 REAL = PARAMS["real"]["datasets"]
@@ -70,6 +72,7 @@ wildcard_constraints:
     raw="|".join(RAW),
     task="|".join(TASKS),
     variant="|".join(VARIANTS),
+    init="|".join(FINETUNE_INITS),
     experiment="|".join(VERSATILITY_EXPERIMENTS),
 
 
@@ -111,12 +114,22 @@ def task_data(wildcards):
 
 def domain_dir(domain):
     """Processed data of a domain: rendered (synth.domains) or preprocessed (real.datasets)."""
-    return f"data/{PROFILE}/{'real' if domain in REAL else 'synth'}/{domain}"
+    return str(profile_domain_dir(PARAMS, domain, f"data/{PROFILE}"))
 
 
 def init_models(inits):
     """Pre-training outputs (or the converted ImageNet weights) the inits name."""
     return [f"models/{PROFILE}/pretrain/{init}" for init in inits]
+
+
+def init_model(wildcards):
+    """The pre-training output (or converted ImageNet weights) a fine-tuning init reads; none for scratch."""
+    return [] if wildcards.init == "scratch" else init_models([wildcards.init])
+
+
+def data_root(wildcards, input):
+    """The profile's data folder, above the task's domain (data/<profile>/{synth,real}/<domain>)."""
+    return str(Path(input.data).parent.parent)
 
 
 def pretrained_root(wildcards):
@@ -130,7 +143,8 @@ FINETUNE_SHARED = ["inits", "grids", "fractions", "seeds", "device", "precision"
 
 
 def finetune_values(wildcards):
-    """A grid job reads the shared fine-tuning keys and its task's head keys."""
+    """A grid job reads the shared fine-tuning keys and its task's head keys (the init's own
+    cells come from finetune.inits and finetune.grids, both shared)."""
     keys = [f"finetune.{k}" for k in FINETUNE_SHARED] + [f"finetune.tasks.{wildcards.task}", "pretrain.backbone",
                                                           f"splits.tasks.{wildcards.task}"]
     return section_digest(PARAMS, *keys)

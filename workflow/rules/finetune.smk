@@ -1,21 +1,23 @@
-# Downstream fine-tuning: one job per task runs every init x fraction x seed cell of its grid;
-# one job per versatility experiment runs every init x seed.
+# Downstream fine-tuning: one job per (task, init) runs every fraction x seed cell of its grid
+# (scratch jobs need no pre-training and run beside it); one job per versatility experiment
+# runs every init x seed.
 
 
 rule finetune:
     input:
-        models=init_models(PARAMS["finetune"]["inits"]),
+        models=init_model,
         data=task_data,
         splits=rules.split.output.splits,
         code=CODE["finetune"],
     output:
-        grid=directory(f"results/{PROFILE}/finetune/{{task}}"),
+        grid=directory(f"results/{PROFILE}/finetune/{{task}}/init~{{init}}"),
     log:
-        f"logs/results/{PROFILE}/finetune/{{task}}.log",
+        f"logs/results/{PROFILE}/finetune/{{task}}/init~{{init}}.log",
     params:
         file=PARAMS_FILE,
         profile=PROFILE,
         pretrained=pretrained_root,
+        data_root=data_root,
         values=finetune_values,
     conda:
         "../envs/hcmoco.yaml"
@@ -24,7 +26,8 @@ rule finetune:
         mem_mb=3000,
     shell:
         "python -m hcmoco.train.grid --params {params.file} --profile {params.profile} --log {log} --task {wildcards.task}"
-        " --pretrained {params.pretrained} --data {input.data} --splits {input.splits} --out {output.grid}"
+        " --init {wildcards.init} --pretrained {params.pretrained} --data-root {params.data_root}"
+        " --splits {input.splits} --out {output.grid}"
 
 
 rule versatility:
