@@ -29,7 +29,7 @@ from typing import Sequence
 
 from hcmoco.config import REPO_ROOT
 
-VOLATILE = {"seconds", "git", "resumed_from", "samples_per_s", "data_wait_fraction"}
+VOLATILE = {"seconds", "git", "resumed_from", "samples_per_s", "data_wait_fraction", "precision_why"}
 
 
 def clone(dst: Path, profile: str) -> Path:

@@ -144,7 +144,6 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     cfg, tcfg = params["finetune"], params["finetune"]["tasks"][task]
     preset = params["pretrain"]["backbone"]
     device = select_device(cfg["device"])
-    precision = resolve_precision(cfg["precision"], device)
     torch.set_num_threads(cfg["threads"])
     seed_everything(seed)
     train_data, test_data = TaskData(task, data_dir / "train"), TaskData(task, data_dir / "test")
@@ -161,6 +160,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         model = TaskModel(task, backbone, tcfg, train_data.resolution, train_data.num_joints)
         batch_size = cfg["batch_size"]
     model.to(device, memory_format=torch.channels_last)
+    precision, precision_why = resolve_precision(cfg["precision"], device, preset, train_data.resolution, batch_size)
     frozen = cfg["freeze_backbone"]
     backbone.requires_grad_(not frozen)
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -225,7 +225,7 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         "best_step": best["step"], "init": init, "fraction": fraction, "seed": seed,
         "train_size": len(pool), "val_size": len(val_idx), "test_size": len(test_idx), "steps": steps,
         "batch_size": batch_size, "backbone": preset, "freeze_backbone": frozen, "device": str(device),
-        "precision": precision, "resumed_from": start, "seconds": round(time.perf_counter() - started, 2),
+        "precision": precision, "precision_why": precision_why, "resumed_from": start, "seconds": round(time.perf_counter() - started, 2),
         "git": git_revision(), "val_history": evals, "test_details": test})
     if curves is not None:
         val = {e["step"]: e["val"] for e in evals}

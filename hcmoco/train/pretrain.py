@@ -107,11 +107,13 @@ def pretrain(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], ou
 def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out: Path, curves: Path | None,
            init: Path | None, log: RunLog | None, stop_after: int | None, dist: Dist, device: torch.device) -> dict:
     rows = dist.rows(cfg["batch_size"])
-    precision = resolve_precision(cfg["precision"], device)
     seed = cfg["seed"] + 1000 * stage
     seed_everything(seed)
     torch.set_num_threads(cfg["threads"])
     data = PretrainingData([Path(d) / "train" for d in data_dirs])
+    # several processes must not measure apart (they could choose apart): fp32 unless set
+    precision, precision_why = resolve_precision(cfg["precision"], device, None if dist.enabled else cfg["backbone"],
+                                                 data.resolution, rows.stop - rows.start)
     use_bank = cfg["sample_contrast"] == "bank"
     if use_bank and cfg["negatives"] >= len(data):
         raise ParamsError(f"pretrain.negatives: {cfg['negatives']} must be below the bank size {len(data)}")
@@ -187,6 +189,7 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
     ran = steps - start
     metrics = {"stage": stage, "weights": weights, "steps": steps, "resumed_from": start,
                "final": history[-1] if history else {}, "device": str(device), "precision": precision,
+               "precision_why": precision_why,
                "processes": dist.world_size,
                "samples_per_s": round(cfg["batch_size"] * ran / max(data_time + compute_time, 1e-9), 2),
                "data_wait_fraction": round(data_time / max(data_time + compute_time, 1e-9), 4),
