@@ -31,7 +31,7 @@ def part_palette() -> np.ndarray:
     return np.array([(0.0, 0.0, 0.0)] + colours, dtype=np.float32)
 
 
-def _depth_image(depth: np.ndarray) -> np.ndarray:
+def depth_image(depth: np.ndarray) -> np.ndarray:
     """Depth to [0,1] over its valid range (0 = no reading stays black)."""
     valid = depth > 0
     out = np.zeros(depth.shape, dtype=np.float32)
@@ -41,7 +41,7 @@ def _depth_image(depth: np.ndarray) -> np.ndarray:
     return out
 
 
-def _iuv_image(iuv: np.ndarray) -> np.ndarray:
+def iuv_image(iuv: np.ndarray) -> np.ndarray:
     """U in red, V in green, part index in blue."""
     img = np.zeros(iuv.shape, dtype=np.float32)
     img[..., 0] = iuv[..., 1] / 255.0
@@ -61,12 +61,12 @@ def draw_sheet(split: ProcessedSplit, indices: Sequence[int], out: Path, edges: 
     fig, axes = plt.subplots(rows, len(COLUMNS), figsize=(2.0 * len(COLUMNS), 2.0 * rows), squeeze=False)
     for r, idx in enumerate(indices):
         s = split[int(idx)]
-        base = s["rgb"] if s["has_rgb"] else (_depth_image(s["depth"]) if s["has_depth"] else None)
+        base = s["rgb"] if s["has_rgb"] else (depth_image(s["depth"]) if s["has_depth"] else None)
         panels = {
             "rgb": (s["rgb"], {}) if s["has_rgb"] else None,
-            "depth": (_depth_image(s["depth"]), {"cmap": "magma", "vmin": 0, "vmax": 1}) if s["has_depth"] else None,
+            "depth": (depth_image(s["depth"]), {"cmap": "magma", "vmin": 0, "vmax": 1}) if s["has_depth"] else None,
             "parsing": (palette[s["parsing"]], {"interpolation": "nearest"}) if s["has_parsing"] else None,
-            "iuv": (_iuv_image(s["iuv"]), {"interpolation": "nearest"}) if s["has_iuv"] else None,
+            "iuv": (iuv_image(s["iuv"]), {"interpolation": "nearest"}) if s["has_iuv"] else None,
             "keypoints": (base, {"cmap": "gray"}) if s["has_kp2d"] and base is not None else None,
         }
         for c, name in enumerate(COLUMNS):
@@ -81,7 +81,7 @@ def draw_sheet(split: ProcessedSplit, indices: Sequence[int], out: Path, edges: 
             image, style = panels[name]
             ax.imshow(image, **style)
             if name == "keypoints":
-                _draw_keypoints(ax, s["kp2d"], edges)
+                draw_keypoints(ax, s["kp2d"], edges)
         axes[r, 0].set_ylabel(f"#{idx} subj {int(s['subject'])}", fontsize=7)
     fig.suptitle(f"{split.index['domain']} / {split.index['split']}  ({split.index['source']}, "
                  f"{split.index['resolution']} px, layout {split.index['layout']})", fontsize=9)
@@ -93,7 +93,9 @@ def draw_sheet(split: ProcessedSplit, indices: Sequence[int], out: Path, edges: 
     os.replace(tmp, out)
 
 
-def _draw_keypoints(ax, kp2d: np.ndarray, edges: Sequence[tuple[int, int]]) -> None:
+def draw_keypoints(ax, kp2d: np.ndarray, edges: Sequence[tuple[int, int]]) -> None:
+    """Keypoints (J, 3) = (x, y, visibility 2 / 1 / 0) over an image: filled dots visible, hollow
+    occluded, none absent, with the skeleton `edges` (also the qualitative sheets' joints)."""
     # kp2d pixel centres sit at integer + 0.5; imshow puts pixel i's centre at i
     xy = kp2d[:, :2] - 0.5
     vis = kp2d[:, 2]

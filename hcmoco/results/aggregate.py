@@ -7,7 +7,8 @@
 Writes `<tables>/<name>.{md,csv,tex}` per table, `all.md` (every table), `summary.csv` (per cell:
 expected where a reference number applies, ours, difference), `comparisons.{csv,md}` (every paired
 comparison of two inits the summary states), `summary.md` (the README's results section);
-`<figures>/*.png`; `<metrics>` (main-metric means for `dvc metrics`); `<plots>` (per-task CSVs
+`<figures>/*.png` (with `qualitative_<task>.png` where the profile's data is at data/<profile>:
+hcmoco.results.qualitative); `<metrics>` (main-metric means for `dvc metrics`); `<plots>` (per-task CSVs
 for `dvc plots`). Every output is written atomically.
 """
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Sequence
 from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import finetune_plan, versatility_plan
-from hcmoco.results import plots
+from hcmoco.results import plots, qualitative
 from hcmoco.results.collect import (TASK_METRICS, finetune_records, pretrain_histories, retrieval_records,
                                     versatility_records)
 from hcmoco.results.summary import (COMPARISON_FIELDS, ablation_statements, comparisons, comparisons_table,
@@ -40,7 +41,9 @@ def build(params: dict, results: Path) -> dict:
     extra = [ablation_table(ft), versatility_table(vs, "crossmodal"), versatility_table(vs, "missing"),
              retrieval_table(retrieval_records(results))]
     return {"finetune": ft, "versatility": vs, "tables": main + [t for t in extra if t is not None],
-            "histories": pretrain_histories(results, ["stage1", *params["pretrain"]["variants"]])}
+            "histories": pretrain_histories(results, ["stage1", *params["pretrain"]["variants"]]),
+            # read here, before anything is written: a missing predictions file fails like missing metrics
+            "qualitative": qualitative.collect(params, results, ft)}
 
 
 def summary_markdown(profile: str, built: dict) -> str:
@@ -99,6 +102,7 @@ def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path,
         for task in TASK_METRICS:
             plots.fraction_plot(built["finetune"], task, tmp / f"fractions_{task}.png")
         plots.pretrain_plot(built["histories"], tmp / "pretrain_losses.png")
+        qualitative.write_sheets(built.get("qualitative", {}), tmp)
     with atomic_directory(plot_data) as tmp:
         for task in TASK_METRICS:
             metric = TASK_METRICS[task][0][0]

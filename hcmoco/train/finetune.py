@@ -13,11 +13,15 @@ task's modality backbone of a pre-training output, loaded strictly. A task head 
 a fixed step budget on the fraction's samples (`finetune.epochs`, clamped to [min_steps,
 max_steps]); the validation split (held-out training subjects) picks the best state every
 `eval_every` steps, and only that state is evaluated on the test split. Writes the metrics
-JSON (`--out`) and dvclive curves (`--curves`, default: `curves/` beside it); checkpoints
-every `checkpoint_every` steps go to `checkpoints/`, and a re-run resumes bit-identically.
+JSON (`--out`), dvclive curves (`--curves`, default: `curves/` beside it) and
+`predictions.npz` beside the metrics: the selected state's predictions on the first test samples
+(hcmoco.train.task_eval.predict; the dense heads only, not DensePose R-CNN), for the report's
+qualitative sheets. Checkpoints every `checkpoint_every` steps go to `checkpoints/`, and a
+re-run resumes bit-identically.
 """
 from __future__ import annotations
 
+import io
 import json
 import math
 import time
@@ -31,7 +35,7 @@ from tqdm import tqdm
 
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, task_domain
-from hcmoco.atomic import atomic_write_text
+from hcmoco.atomic import atomic_write_bytes, atomic_write_text
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
@@ -44,7 +48,7 @@ from hcmoco.train.detection import build_detector, detection_loss
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
 from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
 from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES, TASK_MODALITY, TaskData
-from hcmoco.train.task_eval import eval_conventions, evaluate, finite
+from hcmoco.train.task_eval import PREDICTION_SAMPLES, eval_conventions, evaluate, finite, predict
 
 
 class TaskModel(nn.Module):
@@ -232,6 +236,14 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         records = [{"step": r["step"], "loss": r["loss"], "lr": r["lr"],
                     f"val_{test['metric']}": val.get(r["step"])} for r in history]
         write_curves(curves, records, "finetune", {"train": history, "val": evals})
+    # before the metrics file: a cell that has one counts as finished (hcmoco.train.grid), so a kill
+    # between the two writes must not leave a cell without its predictions
+    if not test_data.detection:  # DensePose R-CNN: per-box outputs, not drawn
+        shown = predict(task, model, test_data, np.sort(test_idx)[:PREDICTION_SAMPLES], device=device,
+                        precision=precision)
+        buf = io.BytesIO()
+        np.savez_compressed(buf, **shown)
+        atomic_write_bytes(out.with_name("predictions.npz"), buf.getvalue())
     atomic_write_text(out, json.dumps(metrics, indent=1))
     clear_checkpoints(ckdir)
     return metrics

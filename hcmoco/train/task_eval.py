@@ -17,6 +17,9 @@ the prediction or ground truth) or "all_classes" (HRNet-Seg / HCMoCo: absent cla
 mean over all 25), hcmoco.eval.segmentation; DensePose AP box-IoU ignore rule "per_threshold"
 or "last_threshold" (the official detectron2 evaluator's), hcmoco.eval.densepose. The result
 records the convention used ("miou_convention", "densepose_box_ignore").
+
+`predict` gives the predictions of a few samples in a drawable form (the report's qualitative
+sheets, hcmoco.results.qualitative).
 """
 from __future__ import annotations
 
@@ -31,13 +34,15 @@ from hcmoco.eval import SegmentationMeter, best_gps_per_person, evaluate_densepo
 from hcmoco.eval.densepose import DENSEPOSE_KAPPA
 from hcmoco.eval.densepose_geodesic import GeodesicGPS
 from hcmoco.errors import HcmocoError
-from hcmoco.tasks import a2j_decode, decode_iuv, uvd_to_xyz_mm
+from hcmoco.tasks import a2j_decode, decode_iuv, iuv_to_uint8, uvd_to_xyz_mm
 from hcmoco.train.detection import detect
 from hcmoco.train.runtime import autocast
 from hcmoco.train.task_data import NUM_CLASSES, TaskData
 
 MAIN_METRIC = {"parsing": "miou", "depth_parsing": "miou", "pose3d": "map_10cm", "densepose": "gps_ap"}
 CONVENTION_DEFAULTS = {"miou": "present", "densepose_box_ignore": "per_threshold"}
+# test samples whose predictions a run keeps (the first ones of test.json): one small batch
+PREDICTION_SAMPLES = 4
 
 
 def eval_conventions(cfg: dict) -> dict:
@@ -64,6 +69,13 @@ def _outputs(model: nn.Module, data: TaskData, indices: np.ndarray, batch_size: 
         with torch.no_grad(), autocast(precision, device):
             out = model(batch["input"].to(device))
         yield indices[lo:lo + batch_size], batch, out
+
+
+def _pose3d(out: dict, batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """A2J output -> (joints (B, J, 2) image pixels, (B, J, 3) camera mm); the crop is the image."""
+    xy, d = a2j_decode(out)
+    xy = xy.cpu()
+    return xy, uvd_to_xyz_mm(xy, batch["z_ref"][:, None] + d.cpu(), batch["cam"])
 
 
 def _detection(image_id: int, iuv: np.ndarray, prob: np.ndarray) -> dict | None:
@@ -121,8 +133,7 @@ def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: to
     elif task == "pose3d":
         pred, gt, vis = [], [], []
         for _, batch, out in _outputs(model, data, indices, batch_size, device, precision):
-            xy, d = a2j_decode(out)
-            pred.append(uvd_to_xyz_mm(xy.cpu(), batch["z_ref"][:, None] + d.cpu(), batch["cam"]))
+            pred.append(_pose3d(out, batch)[1])
             gt.append(batch["kp3d"])
             vis.append(batch["visible"])
         m = map_at_10cm(torch.cat(pred), torch.cat(gt), visible=torch.cat(vis))
@@ -146,3 +157,27 @@ def evaluate(task: str, model: nn.Module, data: TaskData, indices, *, device: to
     else:
         raise HcmocoError(f"unknown task {task!r} (known: {', '.join(MAIN_METRIC)})")
     return finite(result)
+
+
+def predict(task: str, model: nn.Module, data: TaskData, indices, *, device: torch.device,
+            precision: str = "fp32") -> dict[str, np.ndarray]:
+    """The predictions of `model` on samples `indices` of `data`, in one batch, drawable:
+    `index` (the indices), and parsing / depth_parsing: `parsing` uint8 (K, H, W) argmax labels;
+    densepose (the dense head): `iuv` uint8 (K, H, W, 3) = (part, U*255, V*255); pose3d: `kp3d`
+    float32 (K, J, 3) camera mm and `kp2d` float32 (K, J, 2) image pixels (pixel i spans [i, i+1))."""
+    indices = np.asarray(indices, np.int64)
+    if data.detection:
+        raise HcmocoError(f"{data.split.path}: predictions are drawn for the dense head, not DensePose R-CNN")
+    model.eval()
+    _, batch, out = next(_outputs(model, data, indices, max(len(indices), 1), device, precision))
+    result = {"index": indices}
+    if task in ("parsing", "depth_parsing"):
+        result["parsing"] = out.argmax(1).to(torch.uint8).cpu().numpy()
+    elif task == "pose3d":
+        xy, xyz = _pose3d(out, batch)
+        result.update(kp3d=xyz.numpy().astype(np.float32), kp2d=xy.numpy().astype(np.float32))
+    elif task == "densepose":
+        result["iuv"] = iuv_to_uint8(decode_iuv({k: v.float() for k, v in out.items()})).cpu().numpy()
+    else:
+        raise HcmocoError(f"unknown task {task!r} (known: {', '.join(MAIN_METRIC)})")
+    return result

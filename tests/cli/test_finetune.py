@@ -10,6 +10,7 @@ import yaml
 
 from hcmoco.config import load_params
 from hcmoco.data.keypoints import COMMON_EDGES
+from hcmoco.data.shards import ProcessedSplit
 from hcmoco.data.splits import write_splits
 from hcmoco.models import HCMoCo, HRNetConfig, read_backbone, save_backbone
 from hcmoco.train import finetune as ft
@@ -85,6 +86,21 @@ def test_each_task_writes_metrics_curves_and_log(tmp_path, setup, monkeypatch, t
     assert detail in m["test_details"]
     assert (out.parent / "curves" / "history.json").is_file()
     assert list((out.parent / "curves").rglob("loss.tsv"))
+    # the selected state's predictions of the first 4 test samples, drawable (hcmoco.results.qualitative)
+    with np.load(out.parent / "predictions.npz") as npz:
+        pred = dict(npz)
+    test = ProcessedSplit(setup["data"] / DOMAINS[task] / "test")
+    h, w = test.fields["rgb" if task in ("parsing", "densepose") else "depth"]["shape"][:2]
+    shapes = {"parsing": {"parsing": ((4, h, w), np.uint8)}, "depth_parsing": {"parsing": ((4, h, w), np.uint8)},
+              "densepose": {"iuv": ((4, h, w, 3), np.uint8)},
+              "pose3d": {"kp3d": ((4, 15, 3), np.float32), "kp2d": ((4, 15, 2), np.float32)}}[task]
+    assert pred.keys() == {"index", *shapes} and pred["index"].tolist() == [0, 1, 2, 3]
+    assert {k: (pred[k].shape, pred[k].dtype) for k in shapes} == shapes
+    assert all(np.isfinite(pred[k]).all() for k in shapes)
+    if task in ("parsing", "depth_parsing"):
+        assert pred["parsing"].max() < 25
+    if task == "densepose":
+        assert pred["iuv"][..., 0].max() <= 24
     log = [json.loads(line) for line in Path("logs", str(out) + ".jsonl").read_text().splitlines()]
     assert log[0]["event"] == "start" and log[-1]["event"] == "done"
     assert not list(Path("checkpoints").rglob("last.pt"))  # cleared once complete
@@ -176,6 +192,8 @@ def test_same_seed_same_metrics_and_resume_is_bit_identical(tmp_path, setup, mon
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in c.items() if k not in drop}
     history = [json.loads(Path(d, "curves/history.json").read_text()) for d in "abc"]
     assert history[0] == history[1] == history[2]
+    shown = [dict(np.load(Path(d, "predictions.npz"))) for d in "abc"]
+    assert all(np.array_equal(shown[0][k], s[k]) for s in shown[1:] for k in ("index", "kp3d", "kp2d"))
 
 
 @pytest.fixture(scope="module")
@@ -232,6 +250,7 @@ def test_densepose_rcnn_resumes_bit_identically_and_keeps_a_frozen_backbone(tmp_
     assert go("c/metrics.json", cfg=cfg, stop_after=3) == {"stopped_at": 3}
     c = go("c/metrics.json", cfg=cfg)
     assert c["resumed_from"] == 2 and a["test_details"]["setting"] == "detection"
+    assert not Path("a/predictions.npz").exists()  # drawn for the dense heads only
     drop = ("seconds", "git", "resumed_from")
     assert {k: v for k, v in a.items() if k not in drop} == {k: v for k, v in c.items() if k not in drop}
     assert a["test_details"]["num_detections"] > 0
