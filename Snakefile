@@ -29,6 +29,7 @@ rule all:
         pretrained=expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
         retrieval=rules.retrieval.output.json,
         finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
+        frozen=expand(rules.frozen.output.runs, task=FROZEN_TASKS, init=FROZEN_INITS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         tables=rules.aggregate.output.tables,
     default_target: True

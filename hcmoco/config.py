@@ -186,8 +186,8 @@ def _member(value, allowed, key: str, source: str, what: str) -> None:
 
 
 def check_references(params: dict, source: str = "params") -> None:
-    """Keys that name other keys' values: every task's domain is rendered, fine-tuning cells
-    have split files, inits are pre-training outputs. One line naming the key."""
+    """Keys that name other keys' values: every task's domain is rendered, fine-tuning and
+    frozen-feature cells have split files, inits are pre-training outputs. One line naming the key."""
     domains, tasks = [*params["synth"]["domains"], *params["real"]["datasets"]], params["splits"]["tasks"]
     if clash := set(params["synth"]["domains"]) & set(params["real"]["datasets"]):
         raise ParamsError(f"{source}: real.datasets.{sorted(clash)[0]}: also a synth.domains name")
@@ -212,6 +212,10 @@ def check_references(params: dict, source: str = "params") -> None:
     for init, grid in ft["grids"].items():
         _subset(grid.get("fractions", []), fractions, f"finetune.grids.{init}.fractions", source, "splits.fractions")
         _subset(grid.get("seeds", []), seeds, f"finetune.grids.{init}.seeds", source, "splits.seeds")
+    fz = params["frozen"]
+    _subset(fz["inits"], outputs, "frozen.inits", source, "the pre-training outputs")
+    _subset(fz["fractions"], fractions, "frozen.fractions", source, "splits.fractions")
+    _subset(fz["seeds"], seeds, "frozen.seeds", source, "splits.seeds")
     vs = params["versatility"]
     _subset(vs["inits"], outputs, "versatility.inits", source, "the pre-training outputs")
     _member(vs["fraction"], fractions, "versatility.fraction", source, "splits.fractions")
@@ -294,6 +298,29 @@ def finetune_plan(params: dict) -> list[tuple[str, str, float, int]]:
     """Every fine-tuning run the params define: (task, init, fraction, seed)."""
     return [(task, init, f, s) for task in params["splits"]["tasks"]
             for init in ["scratch", *params["finetune"]["inits"]] for f, s in finetune_cells(params, init, task)]
+
+
+# Whole-image DensePose trains DensePose R-CNN (hcmoco.train.detection): no per-crop features to cache
+WHOLE_IMAGE_PREPROCESSORS = ("densepose_coco_detection",)
+
+
+def frozen_tasks(params: dict) -> list[str]:
+    """The tasks of the frozen-feature protocol: every splits.tasks entry whose data are person
+    crops, i.e. all but a task on a real.datasets entry of whole images (WHOLE_IMAGE_PREPROCESSORS)."""
+    real = params["real"]["datasets"]
+    return [task for task, spec in params["splits"]["tasks"].items()
+            if real.get(spec["domain"], {}).get("preprocessor") not in WHOLE_IMAGE_PREPROCESSORS]
+
+
+def frozen_cells(params: dict) -> list[tuple[float, int]]:
+    """The (fraction, seed) cells of every frozen-feature job: frozen.fractions x frozen.seeds."""
+    return [(float(f), int(s)) for f in params["frozen"]["fractions"] for s in params["frozen"]["seeds"]]
+
+
+def frozen_plan(params: dict) -> list[tuple[str, str, float, int]]:
+    """Every frozen-feature run the params define: (task, init, fraction, seed)."""
+    return [(task, init, f, s) for task in frozen_tasks(params) for init in ["scratch", *params["frozen"]["inits"]]
+            for f, s in frozen_cells(params)]
 
 
 def versatility_plan(params: dict) -> list[tuple[str, str, int]]:

@@ -4,12 +4,13 @@
         --tables results/default/tables --figures results/default/figures \\
         --metrics results/default/metrics.json --plots results/default/plots
 
-Writes `<tables>/<name>.{md,csv,tex}` per table, `all.md` (every table), `summary.csv` (per cell:
-expected where a reference number applies, ours, difference), `comparisons.{csv,md}` (every paired
-comparison of two inits the summary states), `summary.md` (the README's results section);
-`<figures>/*.png` (with `qualitative_<task>.png` where the profile's data is at data/<profile>:
-hcmoco.results.qualitative); `<metrics>` (main-metric means for `dvc metrics`); `<plots>` (per-task CSVs
-for `dvc plots`). Every output is written atomically.
+Writes `<tables>/<name>.{md,csv,tex}` per table (the frozen-feature protocol's as `frozen_<task>`),
+`all.md` (every table), `summary.csv` (per cell: expected where a reference number applies, ours,
+difference), `comparisons.{csv,md}` (every paired comparison of two inits the summary states),
+`summary.md` (the README's results section); `<figures>/*.png` (`fractions_<task>.png`,
+`frozen_fractions_<task>.png`, with `qualitative_<task>.png` where the profile's data is at
+data/<profile>: hcmoco.results.qualitative); `<metrics>` (main-metric means for `dvc metrics`);
+`<plots>` (per-task CSVs for `dvc plots`). Every output is written atomically.
 """
 from __future__ import annotations
 
@@ -21,26 +22,29 @@ from typing import Sequence
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.config import finetune_plan, versatility_plan
+from hcmoco.config import finetune_plan, frozen_plan, versatility_plan
 from hcmoco.results import plots, qualitative
-from hcmoco.results.collect import (TASK_METRICS, finetune_records, pretrain_histories, retrieval_records,
-                                    versatility_records)
+from hcmoco.results.collect import (TASK_METRICS, TASK_TITLES, finetune_records, pretrain_histories,
+                                    retrieval_records, versatility_records)
 from hcmoco.results.summary import (COMPARISON_FIELDS, ablation_statements, comparisons, comparisons_table,
                                     finetune_statements, versatility_statements)
 from hcmoco.results.tables import ablation_table, retrieval_table, task_tables, versatility_table
 from hcmoco.runlog import RunLog, log_path_for
 
 SUMMARY_FIELDS = ["table", "row", "column", "metric", "expected", "ours", "std", "runs", "difference"]
+FROZEN_TABLES = [f"frozen_{task}" for task in TASK_METRICS]
 
 
 def build(params: dict, results: Path) -> dict:
     ft = finetune_records(results, finetune_plan(params))
     vs = versatility_records(results, versatility_plan(params))
+    fz = finetune_records(results, frozen_plan(params), folder="frozen")
     datasets = {task: spec["domain"] for task, spec in params["splits"]["tasks"].items()}
     main = task_tables(ft, datasets)
     extra = [ablation_table(ft), versatility_table(vs, "crossmodal"), versatility_table(vs, "missing"),
              retrieval_table(retrieval_records(results))]
-    return {"finetune": ft, "versatility": vs, "tables": main + [t for t in extra if t is not None],
+    return {"finetune": ft, "versatility": vs, "frozen": fz,
+            "tables": main + [t for t in extra if t is not None] + task_tables(fz, datasets, frozen=True),
             "histories": pretrain_histories(results, ["stage1", *params["pretrain"]["variants"]]),
             # read here, before anything is written: a missing predictions file fails like missing metrics
             "qualitative": qualitative.collect(params, results, ft)}
@@ -66,15 +70,24 @@ def summary_markdown(profile: str, built: dict) -> str:
                          ("Loss ablations", ablation_statements(built["finetune"])),
                          ("Versatility", versatility_statements(built["versatility"]))):
         parts += [f"**{title}.**", "", *(lines or ["- no runs."]), ""]
+    runs = len({(r["task"], r["init"], r["fraction"], r["seed"]) for r in built["frozen"]})
+    parts += ["**Frozen features.**", "",
+              f"{runs} runs of the frozen-feature protocol: per task and init the backbone "
+              "is frozen, its features are computed once, and a light head (a linear probe; the A2J head for "
+              "3D pose) is trained on them per label fraction and seed.", ""]
+    parts += [tables[f"frozen_{name}"].markdown() for task in TASK_METRICS
+              for name in (task, f"{task}_mean_gps") if f"frozen_{name}" in tables]
+    parts += ["**HCMoCo against the baselines, frozen features.**", "",
+              *(finetune_statements(built["frozen"], "frozen") or ["- no runs."]), ""]
     return "\n".join(parts)
 
 
 def metrics_json(built: dict) -> dict:
-    """{table: {init: {column: mean %}}} of each task's main table and the versatility tables,
-    for `dvc metrics` (ASCII keys: "RGB to depth")."""
+    """{table: {init: {column: mean %}}} of each task's main table (fine-tuning: <task>, frozen
+    features: frozen_<task>) and the versatility tables, for `dvc metrics` (ASCII keys: "RGB to depth")."""
     out: dict = {}
     for n in (n for t in built["tables"] for n in t.numbers):
-        if n["table"] in (*TASK_METRICS, "crossmodal", "missing") and n["ours"] != "n/a":
+        if n["table"] in (*TASK_METRICS, *FROZEN_TABLES, "crossmodal", "missing") and n["ours"] != "n/a":
             out.setdefault(n["table"], {}).setdefault(n["row"], {})[n["column"].replace("→", " to ")] = n["ours"]
     return out
 
@@ -95,12 +108,14 @@ def write(params: dict, built: dict, tables: Path, figures: Path, metrics: Path,
         (tmp / "all.md").write_text("\n".join(t.markdown() for t in built["tables"]))
         (tmp / "summary.csv").write_text(csv_text(SUMMARY_FIELDS, (n for t in built["tables"] for n in t.numbers)))
         (tmp / "summary.md").write_text(summary_markdown(params["profile"], built))
-        comps = comparisons(built["finetune"], built["versatility"])
+        comps = comparisons(built["finetune"], built["versatility"], built["frozen"])
         (tmp / "comparisons.csv").write_text(csv_text(COMPARISON_FIELDS, (c.row() for c in comps)))
         (tmp / "comparisons.md").write_text(comparisons_table(comps).markdown())
     with atomic_directory(figures) as tmp:
         for task in TASK_METRICS:
             plots.fraction_plot(built["finetune"], task, tmp / f"fractions_{task}.png")
+            plots.fraction_plot(built["frozen"], task, tmp / f"frozen_fractions_{task}.png",
+                                f"{TASK_TITLES[task]}, frozen backbone")
         plots.pretrain_plot(built["histories"], tmp / "pretrain_losses.png")
         qualitative.write_sheets(built.get("qualitative", {}), tmp)
     with atomic_directory(plot_data) as tmp:
@@ -126,9 +141,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         log = RunLog(log_path_for(Path(args.tables)), params)
         built = build(params, Path(args.results))
         write(params, built, Path(args.tables), Path(args.figures), Path(args.metrics), Path(args.plots))
-        log.event("done", tables=[t.name for t in built["tables"]], runs=len(built["finetune"]))
-        print(f"{args.tables}: {len(built['tables'])} tables from {len(built['finetune'])} fine-tuning "
-              f"and {len(built['versatility'])} versatility measurements")
+        log.event("done", tables=[t.name for t in built["tables"]], runs=len(built["finetune"]),
+                  frozen=len(built["frozen"]))
+        print(f"{args.tables}: {len(built['tables'])} tables from {len(built['finetune'])} fine-tuning, "
+              f"{len(built['versatility'])} versatility and {len(built['frozen'])} frozen-feature measurements")
 
     return run_cli(parser, body, argv)
 

@@ -3,6 +3,7 @@
 Nothing is globbed: a folder left by a killed job is never read, and a run the params define but
 the folder lacks is an error naming the file. Layout read (what the workflow writes):
     finetune/<task>/init~<init>/fraction~<F>/seed~<S>/metrics.json
+    frozen/<task>/init~<init>/fraction~<F>/seed~<S>/metrics.json
     versatility/<experiment>/init~<init>/seed~<S>/metrics.json
     pretrain/retrieval.json, pretrain/<run>/curves/history.json
 """
@@ -58,12 +59,13 @@ def _check(metrics: dict, expected: dict, path: Path) -> None:
             raise HcmocoError(f"{path}: {key} is {metrics.get(key)!r}, the run's place says {value!r}")
 
 
-def finetune_records(root: Path, plan: Iterable[tuple[str, str, float, int]]) -> list[dict]:
-    """One record per (run, metric) of exactly the planned runs (config.finetune_plan): task,
-    init, fraction, seed, metric, value. A planned run without its file is an error."""
+def finetune_records(root: Path, plan: Iterable[tuple[str, str, float, int]], folder: str = "finetune") -> list[dict]:
+    """One record per (run, metric) of exactly the planned runs (config.finetune_plan, or
+    config.frozen_plan with folder "frozen"): task, init, fraction, seed, metric, value. A
+    planned run without its file is an error."""
     records = []
     for task, init, fraction, seed in plan:
-        path = cell_dir(root / "finetune" / task, init, seed, fraction) / "metrics.json"
+        path = cell_dir(root / folder / task, init, seed, fraction) / "metrics.json"
         m = _read(path)
         _check(m, {"task": task, "init": init, "seed": seed}, path)
         for key, _ in TASK_METRICS.get(task, []):

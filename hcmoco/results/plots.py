@@ -39,7 +39,7 @@ def fraction_series(records: list[dict], task: str, metric: str) -> dict[str, li
     return series
 
 
-def fraction_plot(records: list[dict], task: str, path: Path) -> bool:
+def fraction_plot(records: list[dict], task: str, path: Path, title: str | None = None) -> bool:
     metric, label = TASK_METRICS[task][0]
     series = fraction_series(records, task, metric)
     if not series:
@@ -55,7 +55,7 @@ def fraction_plot(records: list[dict], task: str, path: Path) -> bool:
     ax.minorticks_off()
     ax.set_xlabel("label fraction")
     ax.set_ylabel(f"{label} (%)")
-    ax.set_title(TASK_TITLES[task])
+    ax.set_title(title or TASK_TITLES[task])
     ax.grid(alpha=0.3)
     ax.legend(fontsize=7)
     _save(fig, path)

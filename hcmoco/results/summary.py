@@ -27,13 +27,14 @@ VERSATILITY_SETTINGS = {
 }
 COMPARISON_FIELDS = ["section", "task_or_experiment", "fraction_or_setting", "metric", "a", "b", "n",
                      "mean_diff", "ci_low", "ci_high", "verdict"]
-SECTION_LABELS = {"finetune": "fine-tuning", "ablation": "loss ablation", "versatility": "versatility"}
+SECTION_LABELS = {"finetune": "fine-tuning", "ablation": "loss ablation", "versatility": "versatility",
+                  "frozen": "frozen features"}
 
 
 @dataclass(frozen=True)
 class Comparison:
     """The claim "init a is better than init b" in one setting, tested on the paired seeds."""
-    section: str           # finetune, ablation or versatility
+    section: str           # finetune, ablation, versatility or frozen
     subject: str           # task or versatility experiment
     where: float | str     # label fraction or versatility setting
     metric: str
@@ -108,8 +109,9 @@ def _fractions(records: list[dict], task: str, init: str) -> list[float]:
     return sorted({r["fraction"] for r in records if r["task"] == task and r["init"] == init})
 
 
-def finetune_comparisons(records: list[dict]) -> list[Comparison]:
-    """HCMoCo vs each baseline at every task and fraction both ran, on the task's informative metric."""
+def finetune_comparisons(records: list[dict], section: str = "finetune") -> list[Comparison]:
+    """HCMoCo vs each baseline at every task and fraction both ran, on the task's informative
+    metric; `section` "frozen" for the records of the frozen-feature protocol."""
     out = []
     for task in TASK_METRICS:
         metric, label, _ = informative_metric(records, task)
@@ -117,7 +119,7 @@ def finetune_comparisons(records: list[dict]) -> list[Comparison]:
             setting = f"{TASK_TITLES[task]}, {percent(f)} labels, {label}"
             match = {"task": task, "metric": metric, "fraction": f}
             for base in BASELINES:
-                c = _compare("finetune", task, f, metric, setting, "hcmoco", base, records, match)
+                c = _compare(section, task, f, metric, setting, "hcmoco", base, records, match)
                 out += [c] if c else []
     return out
 
@@ -159,10 +161,10 @@ def versatility_comparisons(records: list[dict]) -> list[Comparison]:
     return out
 
 
-def comparisons(finetune: list[dict], versatility: list[dict]) -> list[Comparison]:
-    """Every paired comparison of the summary, in its order."""
+def comparisons(finetune: list[dict], versatility: list[dict], frozen: list[dict] = ()) -> list[Comparison]:
+    """Every paired comparison of the summary, in its order (the frozen-feature ones last)."""
     return [*finetune_comparisons(finetune), *(c for _, comps in ablation_settings(finetune) for c in comps),
-            *versatility_comparisons(versatility)]
+            *versatility_comparisons(versatility), *finetune_comparisons(list(frozen), "frozen")]
 
 
 def _baseline_counts(comps: list[Comparison]) -> list[str]:
@@ -170,8 +172,8 @@ def _baseline_counts(comps: list[Comparison]) -> list[str]:
             for base in BASELINES if any(c.b == base for c in comps)]
 
 
-def finetune_statements(records: list[dict]) -> list[str]:
-    comps, lines = finetune_comparisons(records), []
+def finetune_statements(records: list[dict], section: str = "finetune") -> list[str]:
+    comps, lines = finetune_comparisons(records, section), []
     for task in TASK_METRICS:
         note = informative_metric(records, task)[2]
         lines += ([f"- {note}"] if note else []) + [c.line() for c in comps if c.subject == task]

@@ -93,8 +93,10 @@ def reference(task: str, dataset: str, init: str, metric: str, fraction: float) 
     return None
 
 
-def task_tables(records: list[dict], datasets: dict[str, str]) -> list[Table]:
-    """Per task and metric: inits x fractions, plus the paper's row (its numbers or n/a)."""
+def task_tables(records: list[dict], datasets: dict[str, str], frozen: bool = False) -> list[Table]:
+    """Per task and metric: inits x fractions, plus the paper's row (its numbers or n/a).
+    frozen: the frozen-feature runs instead, as tables `frozen_<name>`, without the paper's row
+    (the paper reports fine-tuning only)."""
     tables = []
     for task, metrics in TASK_METRICS.items():
         recs = [r for r in records if r["task"] == task]
@@ -104,17 +106,27 @@ def task_tables(records: list[dict], datasets: dict[str, str]) -> list[Table]:
         dataset = datasets.get(task, "")
         for i, (metric, label) in enumerate(metrics):
             name = task if i == 0 else f"{task}_{metric}"
-            t = Table(name, f"{TASK_TITLES[task]}: {label} (%) on {dataset}",
-                      f"Mean ± std over seeds (runs) of the test {label}; the model is selected on validation.",
-                      "init", [percent(f) for f in fractions])
+            if frozen:
+                name = f"frozen_{name}"
+                head = "the A2J head" if task == "pose3d" else "a linear probe"
+                t = Table(name, f"{TASK_TITLES[task]}, frozen backbone: {label} (%) on {dataset}",
+                          f"Mean ± std over seeds (runs) of the test {label} of {head} trained on the frozen "
+                          "backbone's features; the head is selected on validation.", "init",
+                          [percent(f) for f in fractions])
+            else:
+                t = Table(name, f"{TASK_TITLES[task]}: {label} (%) on {dataset}",
+                          f"Mean ± std over seeds (runs) of the test {label}; the model is selected on validation.",
+                          "init", [percent(f) for f in fractions])
             for init in _inits(recs):
                 cells = [cell(r["value"] for r in recs if r["init"] == init and r["metric"] == metric
                               and r["fraction"] == f) for f in fractions]
                 t.rows.append((INIT_LABELS.get(init, init), [c.text() for c in cells]))
-                t.numbers += [_number(name, init, percent(f), metric, c, reference(task, dataset, init, metric, f))
+                t.numbers += [_number(name, init, percent(f), metric, c,
+                                      None if frozen else reference(task, dataset, init, metric, f))
                               for f, c in zip(fractions, cells)]
-            refs = [reference(task, dataset, "hcmoco", metric, f) for f in fractions]
-            t.rows.append(("HCMoCo (paper)", [NA if v is None else f"{v:.2f}" for v in refs]))
+            if not frozen:
+                refs = [reference(task, dataset, "hcmoco", metric, f) for f in fractions]
+                t.rows.append(("HCMoCo (paper)", [NA if v is None else f"{v:.2f}" for v in refs]))
             tables.append(t)
     return tables
 

@@ -36,6 +36,30 @@ def backbone_file(pretrained: Path, init: str, task: str) -> Path | None:
     return None if init == "scratch" else pretrained / init / f"{TASK_MODALITY[task]}_backbone.pt"
 
 
+def run_cells(plan: list[tuple[float, int, Path]], compute, out: Path, staging: Path, label: str, init: str,
+              log: RunLog | None = None) -> list[dict]:
+    """Run `compute(fraction, seed, target)` (which writes the metrics file `target`) for every
+    cell of `plan` = [(fraction, seed, target under `staging`)] whose target is not there yet;
+    then copy each cell's folder to `<out>/fraction~F/seed~S` atomically and clear `staging`.
+    Finished cells survive a kill in `staging`, so a re-run resumes at the cell."""
+    results = []
+    for i, (fraction, seed, target) in enumerate(plan):
+        print(f"[{i + 1}/{len(plan)}] {label} fraction~{fraction:g} seed~{seed}", flush=True)
+        if target.is_file():  # finished before a kill: kept
+            if log:
+                log.event("cell_reused", init=init, fraction=fraction, seed=seed)
+            continue
+        metrics = compute(fraction, seed, target)
+        results.append(metrics)
+        if log:
+            log.event("cell", **{k: metrics[k] for k in ("init", "fraction", "seed", "metric", "test", "val", "seconds")})
+    with atomic_directory(out) as tmp:
+        for fraction, seed, target in plan:
+            shutil.copytree(target.parent, tmp / f"fraction~{fraction:g}" / f"seed~{seed}")
+    clear_checkpoints(staging)
+    return results
+
+
 def run_grid(params: dict, task: str, init: str, pretrained: Path, data: Path, splits: Path, out: Path,
              log: RunLog | None = None) -> list[dict]:
     weights = backbone_file(pretrained, init, task)
@@ -45,23 +69,12 @@ def run_grid(params: dict, task: str, init: str, pretrained: Path, data: Path, s
                                    "task": task, "init": init},
                              {"data": data, "splits": splits, "backbone": weights}, "hcmoco.train.grid")
     plan = [(f, s, cell_dir(staging, init, s, f) / "metrics.json") for f, s in finetune_cells(params, init, task)]
-    results = []
-    for i, (fraction, seed, target) in enumerate(plan):
-        print(f"[{i + 1}/{len(plan)}] {task} init~{init} fraction~{fraction:g} seed~{seed}", flush=True)
-        if target.is_file():  # finished before a kill: kept
-            if log:
-                log.event("cell_reused", init=init, fraction=fraction, seed=seed)
-            continue
-        metrics = finetune(params, task, init, fraction, seed, data, splits, weights, target,
-                           target.with_name("curves"), log)
-        results.append(metrics)
-        if log:
-            log.event("cell", **{k: metrics[k] for k in ("init", "fraction", "seed", "metric", "test", "val", "seconds")})
-    with atomic_directory(out) as tmp:
-        for fraction, seed, target in plan:
-            shutil.copytree(target.parent, tmp / f"fraction~{fraction:g}" / f"seed~{seed}")
-    clear_checkpoints(staging)
-    return results
+
+    def compute(fraction: float, seed: int, target: Path) -> dict:
+        return finetune(params, task, init, fraction, seed, data, splits, weights, target, target.with_name("curves"),
+                        log)
+
+    return run_cells(plan, compute, out, staging, f"{task} init~{init}", init, log)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from hcmoco.config import finetune_plan, load_params, versatility_plan
+from hcmoco.config import finetune_plan, frozen_plan, load_params, versatility_plan
 from hcmoco.results import aggregate
 from hcmoco.results.collect import finetune_records, versatility_records
 from hcmoco.results.stats import cell
@@ -14,8 +14,8 @@ from hcmoco.results.summary import ablation_statements, finetune_statements
 from hcmoco.results.tables import ablation_table, task_tables, versatility_table
 
 
-def put(root, task, init, fraction, seed, value, **details):
-    path = root / f"finetune/{task}/init~{init}/fraction~{fraction:g}/seed~{seed}/metrics.json"
+def put(root, task, init, fraction, seed, value, folder="finetune", **details):
+    path = root / f"{folder}/{task}/init~{init}/fraction~{fraction:g}/seed~{seed}/metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     metric = {"parsing": "miou", "depth_parsing": "miou", "pose3d": "map_10cm", "densepose": "gps_ap"}[task]
     path.write_text(json.dumps({"task": task, "metric": metric, "test": value, "init": init, "fraction": fraction,
@@ -133,12 +133,16 @@ def test_statements_compare_paired_over_seeds(results):
 
 @pytest.fixture
 def profile_results(tmp_path, repo_root):
-    """Every run the smoke params define, with made-up values: parsing scratch 10% = 15%."""
+    """Every run the smoke params define, with made-up values: parsing scratch 10% = 15%; frozen
+    features: scratch 10%, the others 20%."""
     params = load_params(repo_root / "params/params.yaml", "smoke")
     root = tmp_path / "results"
     for task, init, fraction, seed in finetune_plan(params):
         details = {"gpsm_ap": 0.2, "mean_gps": 0.3} if task == "densepose" else {}
         put(root, task, init, fraction, seed, 0.15 if init == "scratch" else 0.3, **details)
+    for task, init, fraction, seed in frozen_plan(params):
+        details = {"gpsm_ap": 0.1, "mean_gps": 0.2} if task == "densepose" else {}
+        put(root, task, init, fraction, seed, 0.1 if init == "scratch" else 0.2, folder="frozen", **details)
     for experiment, init, seed in versatility_plan(params):
         path = root / f"versatility/{experiment}/init~{init}/seed~{seed}/metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -177,8 +181,34 @@ def test_cli_writes_every_output(profile_results, tmp_path, monkeypatch, repo_ro
     comparisons = list(csv.DictReader((out / "tables/comparisons.csv").open()))
     assert list(comparisons[0]) == ["section", "task_or_experiment", "fraction_or_setting", "metric", "a", "b", "n",
                                     "mean_diff", "ci_low", "ci_high", "verdict"]
-    assert {r["section"] for r in comparisons} >= {"finetune", "versatility"}
+    assert {r["section"] for r in comparisons} >= {"finetune", "versatility", "frozen"}
     assert "| fine-tuning | RGB human parsing" in (out / "tables/comparisons.md").read_text()
+
+
+def test_cli_writes_the_frozen_feature_tables(profile_results, tmp_path, monkeypatch, repo_root):
+    monkeypatch.chdir(tmp_path)
+    code, out = run_aggregate(profile_results, repo_root)
+    assert code == 0
+    for name in ("frozen_parsing", "frozen_pose3d", "frozen_densepose", "frozen_densepose_mean_gps"):
+        for ext in ("md", "csv", "tex"):
+            assert (out / f"tables/{name}.{ext}").is_file(), name
+    table = (out / "tables/frozen_parsing.md").read_text()
+    assert "RGB human parsing, frozen backbone: mIoU (%)" in table and "HCMoCo (paper)" not in table
+    assert "| scratch (random init) | 10.0 ± 0.0 (1) | 10.0 ± 0.0 (1) |" in table
+    assert (out / "figures/frozen_fractions_parsing.png").stat().st_size > 5000
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["frozen_parsing"]["hcmoco"] == {"10%": 20.0, "100%": 20.0}
+    assert metrics["parsing"]["scratch"] == {"10%": 15.0, "100%": 15.0}  # fine-tuning's entries unchanged
+    summary = (out / "tables/summary.md").read_text()
+    frozen = summary[summary.index("**Frozen features.**"):]
+    assert "24 runs of the frozen-feature protocol" in frozen  # 4 tasks x 3 inits x 2 fractions x 1 seed
+    assert "DensePose estimation, frozen backbone: mean GPS" in frozen
+    assert "RGB human parsing, 10% labels, mIoU: HCMoCo vs scratch (random init) +10.0 points" in frozen
+    comparisons = list(csv.DictReader((out / "tables/comparisons.csv").open()))
+    assert {(r["a"], r["b"]) for r in comparisons if r["section"] == "frozen"} == {("hcmoco", "scratch"),
+                                                                                  ("hcmoco", "sample")}
+    (profile_results / "frozen/pose3d/init~sample/fraction~0.1/seed~0/metrics.json").unlink()
+    assert run_aggregate(profile_results, repo_root)[0] == 2  # a planned frozen run is missing
 
 
 def test_staging_folders_a_kill_left_are_never_read(profile_results, tmp_path, monkeypatch, repo_root):

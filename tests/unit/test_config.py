@@ -42,6 +42,11 @@ def test_profiles_resolve_and_overlay(repo_root):
     (lambda d: d["finetune"].update(inits=["hcmoco", "moco"]), "finetune.inits.1: 'moco' is not one of the pre-training outputs"),
     (lambda d: d["finetune"]["grids"].update(imagenet={"seeds": [0]}), "finetune.grids.imagenet: not scratch or one of finetune.inits"),
     (lambda d: d["versatility"].update(fraction=0.3), "versatility.fraction: 0.3 is not one of splits.fractions"),
+    (lambda d: d["frozen"].update(inits=["hcmoco", "moco"]), "frozen.inits.1: 'moco' is not one of the pre-training outputs"),
+    (lambda d: d["frozen"].update(fractions=[0.05]), "frozen.fractions.0: 0.05 is not one of splits.fractions"),
+    (lambda d: d["frozen"].update(seeds=[0, 7]), "frozen.seeds.1: 7 is not one of splits.seeds"),
+    (lambda d: d["frozen"].update(lr=0), "frozen.lr: 0 is less than or equal to the minimum of 0"),
+    (lambda d: d["frozen"].pop("steps"), "frozen: 'steps' is a required property"),
 ])
 def test_schema_errors_are_one_line_naming_the_key(params_dir, mutate, fragment):
     edit(params_dir / "params.yaml", mutate)
@@ -82,3 +87,12 @@ def test_section_digest_tracks_only_named_keys(repo_root):
     assert section_digest(params, "synth.domains.synth_ntu") == before
     params["synth"]["domains"]["synth_ntu"]["train"] += 1
     assert section_digest(params, "synth.domains.synth_ntu") != before
+
+
+def test_frozen_plan_leaves_out_whole_image_densepose(repo_root):
+    from hcmoco.config import frozen_plan, frozen_tasks
+    smoke = load_params(repo_root / "params/params.yaml", "smoke")
+    assert frozen_tasks(smoke) == list(smoke["splits"]["tasks"])
+    assert len(frozen_plan(smoke)) == 4 * 3 * 2 * 1  # tasks x (scratch + inits) x fractions x seeds
+    paper = load_params(repo_root / "params/params.yaml", "paper")
+    assert frozen_tasks(paper) == ["parsing", "depth_parsing", "pose3d"]  # DensePose R-CNN on whole images

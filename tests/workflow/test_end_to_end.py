@@ -1,8 +1,8 @@
 """The smoke profile end to end from a clean copy of the repository: every table and figure,
 the report, and what each tool re-runs after a change (Snakemake's params rerun triggers, DVC's
-params and deps): nothing when nothing changed; fine-tuning and aggregation only after a
-fine-tuning parameter; pre-training and what follows, never data generation, after a
-pre-training parameter."""
+params and deps): nothing when nothing changed; fine-tuning, the frozen-feature jobs that read the
+parameter, and aggregation only after a fine-tuning parameter; pre-training and what follows,
+never data generation, after a pre-training parameter."""
 import csv
 import json
 import re
@@ -56,12 +56,16 @@ def test_every_table_and_figure_exists_and_every_cell_is_a_number_or_na(built):
         assert cells and all(CELL.match(c) for c in cells), (name, [c for c in cells if not CELL.match(c)])
     for task in TASKS:
         assert (built / f"results/smoke/figures/fractions_{task}.png").stat().st_size > 10_000
+        assert (built / f"results/smoke/figures/frozen_fractions_{task}.png").stat().st_size > 10_000
         assert (built / f"results/smoke/finetune/{task}/init~hcmoco/fraction~0.1/seed~0/metrics.json").is_file()
+        assert (built / f"results/smoke/frozen/{task}/init~hcmoco/fraction~0.1/seed~0/metrics.json").is_file()
+        for ext in ("md", "csv", "tex"):
+            assert (tables / f"frozen_{task}.{ext}").stat().st_size > 0, task
     assert (built / "results/smoke/figures/pretrain_losses.png").stat().st_size > 10_000
     summary = list(csv.DictReader((tables / "summary.csv").open()))
     assert {r["expected"] for r in summary} == {"n/a"}  # SynthHuman: no paper number applies
     metrics = json.loads((built / "results/smoke/metrics.json").read_text())
-    assert set(metrics) >= set(TASKS) and "hcmoco" in metrics["parsing"]
+    assert set(metrics) >= set(TASKS) | {f"frozen_{t}" for t in TASKS} and "hcmoco" in metrics["parsing"]
 
 
 @pytest.mark.slow
@@ -70,14 +74,17 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     params = built / "params/params.yaml"
     original = params.read_text()
     edit(params, "      uv_weight: 1.0\n", "      uv_weight: 2.0\n")  # finetune.tasks.densepose
-    # densepose's grids (scratch, sample, hcmoco), nothing else
-    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 3, "aggregate": 1}
+    # densepose's grids and frozen-feature jobs (scratch, sample, hcmoco: the frozen head's loss
+    # reads finetune.tasks.densepose), nothing else
+    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 3, "frozen": 3,
+                                                                                      "aggregate": 1}
     params.write_text(original)
     edit(params, "tau: 0.07", "tau: 0.1")
     plan = job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env))
-    # the grids of pre-trained inits (4 tasks x sample, hcmoco); scratch reads no pre-training
-    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 8, "versatility": 2,
-                    "aggregate": 1}
+    # the grids and frozen-feature jobs of pre-trained inits (4 tasks x sample, hcmoco); scratch
+    # reads no pre-training
+    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 8, "frozen": 8,
+                    "versatility": 2, "aggregate": 1}
     params.write_text(original)
     run(["snakemake", "--report", "report.html"], built, venv_env)
     html = (built / "report.html").read_text(errors="replace")
@@ -132,9 +139,9 @@ def test_dvc_reruns_what_a_change_touches(built, venv_env):
     out = run(["dvc", "exp", "run", "-S", "params/params.yaml:finetune.tasks.parsing.class_weights=enet"], built, venv_env)
     ran = set(re.findall(r"Running stage '([^']+)'", out))
     assert ran == {"finetune_scratch@parsing", "finetune@parsing-sample", "finetune@parsing-hcmoco",
-                   "aggregate"}, out[-3000:]
+                   "frozen_scratch@parsing", "frozen@parsing-sample", "frozen@parsing-hcmoco", "aggregate"}, out[-3000:]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], built, venv_env))
     changed = {key for metrics in diff.values() for key in metrics}
-    assert changed and all(key.startswith("parsing.") for key in changed), diff
+    assert changed and all(key.startswith(("parsing.", "frozen_parsing.")) for key in changed), diff
     plots = json.loads(run(["dvc", "plots", "diff", "--json"], built, venv_env))
     assert any("parsing.csv" in key for key in plots.get("data", plots))

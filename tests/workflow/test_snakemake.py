@@ -11,14 +11,15 @@ def run(cmd, cwd, env):
     return out.stdout + out.stderr
 
 
-@pytest.mark.parametrize("profile, finetune", [("smoke", 12), ("default", 20)])  # tasks x (scratch + inits)
-def test_dry_run_plans_every_rule(repo_root, venv_env, profile, finetune):
+# tasks x (scratch + finetune.inits), tasks x (scratch + frozen.inits)
+@pytest.mark.parametrize("profile, finetune, frozen", [("smoke", 12, 12), ("default", 20, 12)])
+def test_dry_run_plans_every_rule(repo_root, venv_env, profile, finetune, frozen):
     jobs = snakemake_jobs(repo_root, venv_env, "--config", f"profile={profile}")
     rules = {}
     for job in jobs.values():
         rules[job["rule"]] = rules.get(job["rule"], 0) + 1
     assert rules == {"generate": 6, "preview": 6, "split": 4, "pretrain_stage1": 1, "pretrain_stage2": 4,
-                     "retrieval": 1, "finetune": finetune, "versatility": 2, "aggregate": 1}
+                     "retrieval": 1, "finetune": finetune, "frozen": frozen, "versatility": 2, "aggregate": 1}
     assert all(any(f"{root}/{profile}/" in out for root in ("data", "results", "models") for out in job["outputs"])
                for job in jobs.values())
 
@@ -54,7 +55,9 @@ def test_paper_profile_plans_real_data_instead_of_rendering(tmp_path, repo_root,
     for job in jobs.values():
         rules[job["rule"]] = rules.get(job["rule"], 0) + 1
     assert rules == {"fetch": 7, "prepare": 6, "imagenet_init": 1, "split": 4, "pretrain_stage1": 1,
-                     "pretrain_stage2": 4, "retrieval": 1, "finetune": 24, "versatility": 2, "aggregate": 1}
+                     "pretrain_stage2": 4, "retrieval": 1, "finetune": 24, "versatility": 2, "aggregate": 1,
+                     # no frozen DensePose: the paper's runs DensePose R-CNN on whole images
+                     "frozen": 3 * 4}
     itop = next(cmd for cmd, job in jobs.items() if job["outputs"] == {"data/paper/real/itop"})
     assert itop.startswith("python -m hcmoco.datasets.itop --raw data/raw/itop --out data/paper/real/itop")
     densepose = next(cmd for cmd, job in jobs.items()

@@ -4,6 +4,7 @@
 rule aggregate:
     input:
         finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
+        frozen=expand(rules.frozen.output.runs, task=FROZEN_TASKS, init=FROZEN_INITS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         retrieval=rules.retrieval.output.json,
         curves=[rules.pretrain_stage1.output.curves] + expand(rules.pretrain_stage2.output.curves, variant=VARIANTS),

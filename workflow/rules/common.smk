@@ -1,7 +1,7 @@
 # Helpers only: parameters, input functions, wildcard constraints. No rules here.
 from pathlib import Path
 
-from hcmoco.config import ParamsError, load_params, section_digest
+from hcmoco.config import ParamsError, frozen_tasks, load_params, section_digest
 from hcmoco.config import domain_dir as profile_domain_dir
 
 
@@ -29,6 +29,9 @@ DOMAINS = list(PARAMS["synth"]["domains"])
 TASKS = list(PARAMS["splits"]["tasks"])
 VARIANTS = list(PARAMS["pretrain"]["variants"])
 FINETUNE_INITS = ["scratch", *PARAMS["finetune"]["inits"]]
+# the frozen-feature protocol runs on the tasks whose data are person crops (hcmoco.config.frozen_tasks)
+FROZEN_TASKS = frozen_tasks(PARAMS)
+FROZEN_INITS = ["scratch", *PARAMS["frozen"]["inits"]]
 # paired source + keypoint-only source of pre-training (METHOD.md section 1)
 PRETRAIN_SOURCES = [PARAMS["pretrain"]["sources"]["paired"], PARAMS["pretrain"]["sources"]["keypoints"]]
 REAL = PARAMS["real"]["datasets"]
@@ -61,6 +64,7 @@ TASK_CODE = ["hcmoco/data/shards.py", "hcmoco/data/splits.py", "hcmoco/data/tran
              "hcmoco/train/curves.py", "hcmoco/train/finetune.py", "hcmoco/train/resume.py",
              "hcmoco/train/runtime.py"] + _py("hcmoco/models", "hcmoco/tasks", "hcmoco/eval")
 CODE["finetune"] = TASK_CODE + ["hcmoco/train/grid.py", "hcmoco/train/task_data.py", "hcmoco/train/task_eval.py"]
+CODE["frozen"] = CODE["finetune"] + ["hcmoco/train/features.py", "hcmoco/train/frozen.py", "hcmoco/train/probe.py"]
 CODE["versatility"] = sorted(set(TASK_CODE + TRAIN_CODE + ["hcmoco/train/versatility.py"]))
 CODE["aggregate"] = ["hcmoco/atomic.py"] + _py("hcmoco/results")
 CODE["prepare"] = ["hcmoco/data/shards.py"] + _py("hcmoco/datasets")
@@ -72,7 +76,7 @@ wildcard_constraints:
     raw="|".join(RAW),
     task="|".join(TASKS),
     variant="|".join(VARIANTS),
-    init="|".join(FINETUNE_INITS),
+    init="|".join(dict.fromkeys(FINETUNE_INITS + FROZEN_INITS)),
     experiment="|".join(VERSATILITY_EXPERIMENTS),
 
 
@@ -147,6 +151,18 @@ def finetune_values(wildcards):
     cells come from finetune.inits and finetune.grids, both shared)."""
     keys = [f"finetune.{k}" for k in FINETUNE_SHARED] + [f"finetune.tasks.{wildcards.task}", "pretrain.backbone",
                                                           f"splits.tasks.{wildcards.task}"]
+    return section_digest(PARAMS, *keys)
+
+
+FROZEN_KEYS = ["inits", "fractions", "seeds", "steps", "batch_size", "lr", "eval_every"]
+
+
+def frozen_values(wildcards):
+    """A frozen-feature job reads the frozen keys, the finetune keys it shares (threads, device,
+    metric conventions: hcmoco.train.frozen.FINETUNE_KEYS) and its task's head and loss keys."""
+    keys = ([f"frozen.{k}" for k in FROZEN_KEYS] + ["finetune.threads", "finetune.device", "finetune.miou",
+            "finetune.densepose_box_ignore", f"finetune.tasks.{wildcards.task}", "pretrain.backbone",
+            f"splits.tasks.{wildcards.task}"])
     return section_digest(PARAMS, *keys)
 
 

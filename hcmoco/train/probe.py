@@ -1,0 +1,107 @@
+"""A light task head trained on cached frozen-backbone features: one (fraction, seed) cell.
+
+Heads (the fine-tuning heads of hcmoco.tasks, so losses, decoding and evaluation are shared):
+- parsing, depth_parsing: a linear probe, one 1x1 conv from the four branch maps upsampled to
+  the first branch's size and concatenated, logits upsampled to the input size: the HRNet
+  segmentation head whose hidden 1x1 conv + BN + ReLU is replaced by a BatchNorm without affine
+  parameters (MAE's linear probe; `_linear` says why);
+- densepose: likewise the dense DensePose head, one 1x1 conv each for part logits, U and V;
+- pose3d: the A2J head (finetune.tasks.pose3d a2j_channels, a2j_convs) on the branch maps.
+Training: AdamW at `frozen.lr` without weight decay, cosine-decayed to 0 over `frozen.steps`
+steps of `frozen.batch_size` samples drawn from the fraction's subset (hcmoco.train.finetune.draw),
+the loss of fine-tuning (finetune.task_loss; class weights as finetune.tasks.<task>); the state
+with the best validation score (every `frozen.eval_every` steps and at the end) is tested once.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+from torch import nn
+
+from hcmoco.runlog import git_revision
+from hcmoco.tasks import A2JHead, DensePoseHead, SegmentationHead, depth_pixel_ratio, enet_class_weights
+from hcmoco.train.features import FeatureData, unflatten
+from hcmoco.train.finetune import _rank, draw, task_loss
+from hcmoco.train.runtime import cosine_schedule, seed_everything
+from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES
+from hcmoco.train.task_eval import eval_conventions, evaluate, finite
+
+
+def _linear(head: nn.Module, channels: int) -> nn.Module:
+    """A fine-tuning head without its hidden layer: its output convs read the concatenated
+    branch maps (sum(widths) channels, as they do already) through a BatchNorm without affine
+    parameters. At test time that is a fixed per-channel affine map, so the probe stays linear;
+    it lets one learning rate fit features of any scale (random weights, RGB or depth inputs)."""
+    # momentum None: the running statistics are the plain average over every training batch,
+    # the right estimate for frozen features (their distribution does not move) even after few steps
+    head.fuse = nn.BatchNorm2d(channels, affine=False, momentum=None)
+    return head
+
+
+class Probe(nn.Module):
+    """The task head on cached rows: forward((B, D) rows) -> the head's output at input size."""
+
+    def __init__(self, task: str, shapes: list, cfg: dict, resolution: int, num_joints: int = 15):
+        super().__init__()
+        self.task, self.shapes, self.size = task, [tuple(s) for s in shapes], (resolution, resolution)
+        widths = [s[0] for s in self.shapes]
+        if task in ("parsing", "depth_parsing"):
+            self.head = _linear(SegmentationHead(widths, NUM_CLASSES), sum(widths))
+        elif task == "pose3d":
+            self.head = A2JHead(widths, num_joints, depth_scale=depth_pixel_ratio(resolution, DEPTH_HALF_WINDOW_M),
+                                channels=cfg["a2j_channels"], num_convs=cfg["a2j_convs"])
+        else:
+            self.head = _linear(DensePoseHead(widths), sum(widths))
+
+    def forward(self, rows: torch.Tensor):
+        feats = unflatten(rows, self.shapes)
+        return self.head(feats) if self.task == "pose3d" else self.head(feats, self.size)
+
+
+def probe_cell(params: dict, task: str, init: str, fraction: float, seed: int, train: FeatureData,
+               test: FeatureData, pool: np.ndarray, val: np.ndarray, test_idx: np.ndarray,
+               device: torch.device, log=None) -> dict:
+    """Train the head of one cell, select on `val`, test once; the metrics (fine-tuning's keys
+    plus "protocol": "frozen")."""
+    started = time.perf_counter()
+    fz, ft = params["frozen"], params["finetune"]
+    tcfg = ft["tasks"][task]
+    seed_everything(seed)
+    model = Probe(task, train.shapes, tcfg, train.resolution, train.num_joints).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=fz["lr"], weight_decay=0.0)
+    weights = enet_class_weights(train.class_counts(pool)).to(device) if tcfg.get("class_weights") == "enet" else None
+    steps, conventions = fz["steps"], eval_conventions(ft)
+    lrs = cosine_schedule(fz["lr"], 0.0, steps)
+    evals, best = [], {"state": None, "step": None, "val": None, "tiebreak": None}
+    model.train()
+    for step in range(steps):
+        batch = {k: v.to(device) for k, v in train.batch(draw(pool, seed, step, fz["batch_size"])).items()}
+        for group in optimizer.param_groups:
+            group["lr"] = float(lrs[step])
+        loss = task_loss(model, model(batch["input"]), batch, tcfg, weights)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if (step + 1) % fz["eval_every"] == 0 or step + 1 == steps:
+            result = evaluate(task, model, train, val, device=device, batch_size=fz["batch_size"], full=False,
+                              **conventions)
+            evals.append({"step": step + 1, "val": result["value"], "tiebreak": result.get("tiebreak"),
+                          "loss": loss.item()})
+            if best["state"] is None or _rank(evals[-1]) > _rank(best):
+                best = {"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
+                        "step": step + 1, "val": result["value"], "tiebreak": result.get("tiebreak")}
+            model.train()
+            if log:
+                log.event("val", fraction=fraction, seed=seed, step=step + 1, value=result["value"], loss=loss.item())
+    model.load_state_dict(best["state"])
+    result = evaluate(task, model, test, test_idx, device=device, batch_size=fz["batch_size"], full=True,
+                      **conventions)
+    return finite({
+        "task": task, "protocol": "frozen", "metric": result["metric"], "test": result["value"], "val": best["val"],
+        "best_step": best["step"], "init": init, "fraction": fraction, "seed": seed, "train_size": len(pool),
+        "val_size": len(val), "test_size": len(test_idx), "steps": steps, "batch_size": fz["batch_size"],
+        "lr": fz["lr"], "backbone": params["pretrain"]["backbone"], "freeze_backbone": True, "device": str(device),
+        "precision": "fp32", "seconds": round(time.perf_counter() - started, 2), "git": git_revision(),
+        "val_history": evals, "test_details": result})
