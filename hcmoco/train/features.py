@@ -58,7 +58,7 @@ class FeatureData:
         return torch.from_numpy(np.asarray(self.rows[at], np.float32))
 
     def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
-        batch = self.data.batch(indices)  # the targets (pose3d's z_ref comes with the input)
+        batch = self.data.batch(indices, with_input=False)  # the targets (pose3d's z_ref comes with its input)
         batch["input"] = self.features(indices)
         return batch
 

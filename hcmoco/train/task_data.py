@@ -69,12 +69,15 @@ def pose3d_targets(kp3d_mm: np.ndarray, cam: np.ndarray, z_ref: np.ndarray) -> d
             "cam": torch.from_numpy(np.asarray(cam, np.float32)), "z_ref": torch.from_numpy(z_ref)}
 
 
-def build_batch(task: str, arrays: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-    """Tensors of one batch from the arrays of TASK_FIELDS[task] (see the module table)."""
+def build_batch(task: str, arrays: dict[str, np.ndarray], with_input: bool = True) -> dict[str, torch.Tensor]:
+    """Tensors of one batch from the arrays of TASK_FIELDS[task] (see the module table);
+    `with_input=False` leaves out the network input where the targets do not need it (a head
+    trained on cached features)."""
     if task == "parsing":
-        return {"input": normalise_rgb(arrays["rgb"]), "parsing": _labels(arrays["parsing"])}
+        return {"parsing": _labels(arrays["parsing"]), **({"input": normalise_rgb(arrays["rgb"])} if with_input else {})}
     if task == "depth_parsing":
-        return {"input": normalise_depth(arrays["depth"]), "parsing": _labels(arrays["parsing"])}
+        return {"parsing": _labels(arrays["parsing"]),
+                **({"input": normalise_depth(arrays["depth"])} if with_input else {})}
     if task == "pose3d":
         x, z_ref = pose3d_inputs(arrays["depth"])
         return {"input": x, **pose3d_targets(arrays["kp3d"], arrays["cam"], z_ref)}
@@ -83,7 +86,7 @@ def build_batch(task: str, arrays: dict[str, np.ndarray]) -> dict[str, torch.Ten
             part, u, v = split_iuv(torch.from_numpy(arrays["iuv"]))
         else:
             part, u, v = point_targets(arrays["parsing"], arrays["dp_points"], arrays["dp_part"], arrays["dp_count"])
-        return {"input": normalise_rgb(arrays["rgb"]), "part": part, "u": u, "v": v}
+        return {"part": part, "u": u, "v": v, **({"input": normalise_rgb(arrays["rgb"])} if with_input else {})}
     raise HcmocoError(f"unknown task {task!r} (known: {', '.join(TASK_FIELDS)})")
 
 
@@ -119,11 +122,11 @@ class TaskData:
         """The task's fields of samples `indices`, as stored."""
         return self.split.take(np.asarray(indices), self.fields)
 
-    def batch(self, indices: np.ndarray) -> dict[str, torch.Tensor]:
+    def batch(self, indices: np.ndarray, with_input: bool = True) -> dict[str, torch.Tensor]:
         if self.detection:
             raise HcmocoError(f"{self.split.path}: whole-image DensePose samples feed a detector "
                               f"(hcmoco.train.detection.detection_batch), not a dense batch")
-        return build_batch(self.task, self.arrays(indices))
+        return build_batch(self.task, self.arrays(indices), with_input)
 
     def class_counts(self, indices: np.ndarray, chunk: int = 256) -> np.ndarray:
         """(25,) parsing pixel counts over `indices` (for the ENet class weights)."""
