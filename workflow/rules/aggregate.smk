@@ -8,6 +8,7 @@ rule aggregate:
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         retrieval=rules.retrieval.output.json,
         curves=[rules.pretrain_stage1.output.curves] + expand(rules.pretrain_stage2.output.curves, variant=VARIANTS),
+        data=[domain_dir(PARAMS["splits"]["tasks"][t]["domain"]) for t in TASKS],  # the qualitative sheets
         code=CODE["aggregate"],
     output:
         tables=report(directory(f"results/{PROFILE}/tables"), patterns=["{name}.csv"],

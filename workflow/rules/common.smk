@@ -66,7 +66,8 @@ TASK_CODE = ["hcmoco/data/shards.py", "hcmoco/data/splits.py", "hcmoco/data/tran
 CODE["finetune"] = TASK_CODE + ["hcmoco/train/grid.py", "hcmoco/train/task_data.py", "hcmoco/train/task_eval.py"]
 CODE["frozen"] = CODE["finetune"] + ["hcmoco/train/features.py", "hcmoco/train/frozen.py", "hcmoco/train/probe.py"]
 CODE["versatility"] = sorted(set(TASK_CODE + TRAIN_CODE + ["hcmoco/train/versatility.py"]))
-CODE["aggregate"] = ["hcmoco/atomic.py"] + _py("hcmoco/results")
+CODE["aggregate"] = ["hcmoco/atomic.py", "hcmoco/config.py", "hcmoco/data/preview.py", "hcmoco/data/shards.py"] \
+    + _py("hcmoco/results")
 CODE["prepare"] = ["hcmoco/data/shards.py"] + _py("hcmoco/datasets")
 
 
