@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from hcmoco.atomic import atomic_write_text
-from hcmoco.cli_common import base_parser, run_cli
+from hcmoco.cli_common import run_cli
 from hcmoco.config import ParamsError, cell_dir, domain_dir, frozen_cells, frozen_tasks, task_domain
 from hcmoco.data.splits import fraction_file
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.features import SCRATCH_SEED, FeatureCache
 from hcmoco.train.finetune import _split
-from hcmoco.train.grid import backbone_file, run_cells
+from hcmoco.train.grid import backbone_file, check_init, job_parser, run_cells
 from hcmoco.train.probe import probe_cell
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
 from hcmoco.train.runtime import select_device
@@ -90,22 +90,14 @@ def run_frozen(params: dict, task: str, init: str, pretrained: Path, data: Path,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
-    parser.add_argument("--task", required=True, help="downstream task (params splits.tasks, person crops)")
-    parser.add_argument("--init", required=True, help="scratch, or one of frozen.inits")
-    parser.add_argument("--pretrained", required=True, help="folder of the pre-training outputs")
-    parser.add_argument("--data-root", required=True, help="the profile's data folder (synth/ and real/ domains)")
-    parser.add_argument("--splits", required=True, help="the task's split directory")
-    parser.add_argument("--out", required=True, help="output directory of the job")
+    parser = job_parser(__doc__.splitlines()[0], "frozen")
 
     def body(args, params):
         domain = task_domain(params, args.task)
         if args.task not in frozen_tasks(params):
             raise ParamsError(f"--task: {args.task!r} runs on whole images ({domain}): the frozen protocol "
                               f"needs person crops")
-        if args.init not in ("scratch", *params["frozen"]["inits"]):
-            raise ParamsError(f"--init: {args.init!r} is not scratch or one of frozen.inits "
-                              f"({', '.join(params['frozen']['inits'])})")
+        check_init(params, args.init, "frozen")
         out = Path(args.out)
         log = RunLog(log_path_for(out), params, task=args.task, init=args.init, protocol="frozen")
         run_frozen(params, args.task, args.init, Path(args.pretrained), domain_dir(params, domain, args.data_root),

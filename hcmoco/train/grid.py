@@ -17,6 +17,7 @@ end, so a killed job resumes at the cell, and within it at the last checkpoint.
 """
 from __future__ import annotations
 
+import argparse
 import shutil
 from pathlib import Path
 from typing import Sequence
@@ -77,20 +78,30 @@ def run_grid(params: dict, task: str, init: str, pretrained: Path, data: Path, s
     return run_cells(plan, compute, out, staging, f"{task} init~{init}", init, log)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = base_parser(__doc__.splitlines()[0])
+def job_parser(description: str, section: str) -> argparse.ArgumentParser:
+    """The arguments of a (task, init) job of params section `section` (finetune, frozen)."""
+    parser = base_parser(description)
     parser.add_argument("--task", required=True, help="downstream task (params splits.tasks)")
-    parser.add_argument("--init", required=True, help="scratch, or one of finetune.inits")
+    parser.add_argument("--init", required=True, help=f"scratch, or one of {section}.inits")
     parser.add_argument("--pretrained", required=True, help="folder of the pre-training outputs")
     parser.add_argument("--data-root", required=True, help="the profile's data folder (synth/ and real/ domains)")
     parser.add_argument("--splits", required=True, help="the task's split directory")
-    parser.add_argument("--out", required=True, help="output directory of the grid")
+    parser.add_argument("--out", required=True, help="output directory of the job")
+    return parser
+
+
+def check_init(params: dict, init: str, section: str) -> None:
+    inits = params[section]["inits"]
+    if init not in ("scratch", *inits):
+        raise ParamsError(f"--init: {init!r} is not scratch or one of {section}.inits ({', '.join(inits)})")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = job_parser(__doc__.splitlines()[0], "finetune")
 
     def body(args, params):
         domain = task_domain(params, args.task)
-        if args.init not in ("scratch", *params["finetune"]["inits"]):
-            raise ParamsError(f"--init: {args.init!r} is not scratch or one of finetune.inits "
-                              f"({', '.join(params['finetune']['inits'])})")
+        check_init(params, args.init, "finetune")
         out = Path(args.out)
         log = RunLog(log_path_for(out), params, task=args.task, init=args.init)
         run_grid(params, args.task, args.init, Path(args.pretrained), domain_dir(params, domain, args.data_root),
