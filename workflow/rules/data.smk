@@ -14,6 +14,7 @@ rule generate:
         values=synth_values,
     conda:
         "../envs/hcmoco.yaml"
+    priority: 30  # the pre-training sources lead the critical path
     threads: 2
     resources:
         mem_mb=4000,

@@ -17,6 +17,7 @@ rule pretrain_stage1:
         values=pretrain_values,
     conda:
         "../envs/hcmoco.yaml"
+    priority: 20  # data -> stage 1 -> stage 2 -> fine-tuning: first
     threads: PARAMS["pretrain"]["threads"]
     resources:
         mem_mb=6000,
@@ -41,6 +42,7 @@ rule pretrain_stage2:
         values=pretrain_values,
     conda:
         "../envs/hcmoco.yaml"
+    priority: 10  # scratch jobs fill the other core meanwhile
     threads: PARAMS["pretrain"]["threads"]
     resources:
         mem_mb=6000,
