@@ -88,19 +88,25 @@ def count_line(claim: str, verdicts: list[str]) -> str:
     return f"{claim}: {counts} of {len(verdicts)} settings."
 
 
+MOVES = 0.01
+
+
 def informative_metric(records: list[dict], task: str) -> tuple[str, str, str | None]:
-    """(metric, label, note): the task's main metric, or the first of its other metrics whose
-    values differ between runs when the main one is the same for every run (a GPS AP of 0
-    everywhere says nothing about the inits); the note says so."""
+    """(metric, label, note): the task's main metric, or the first of its other metrics that
+    moves between runs when the main one does not (a GPS AP of 0 everywhere says nothing about
+    the inits); the note says so. A metric moves when its runs span at least MOVES (1 point):
+    a GPSm AP between 0.00 and 0.04 points is as mute as a constant."""
     metrics = TASK_METRICS[task]
     for i, (metric, label) in enumerate(metrics):
         values = {r["value"] for r in records if r["task"] == task and r["metric"] == metric and r["value"] is not None}
-        if len(values) > 1:
+        if len(values) > 1 and max(values) - min(values) >= MOVES:
             if i == 0:
                 return metric, label, None
             main_values = {r["value"] for r in records if r["task"] == task and r["metric"] == metrics[0][0]}
-            shown = ", ".join(f"{v * 100:.1f}" for v in sorted(v for v in main_values if v is not None)) or "undefined"
-            return metric, label, (f"{TASK_TITLES[task]}: {metrics[0][1]} is {shown} for every run, so the "
+            shown = sorted(v * 100 for v in main_values if v is not None)
+            span = ("undefined" if not shown else f"{shown[0]:.1f}" if shown[-1] - shown[0] < 0.05
+                    else f"between {shown[0]:.1f} and {shown[-1]:.1f}")
+            return metric, label, (f"{TASK_TITLES[task]}: {metrics[0][1]} is {span} in every run, so the "
                                    f"comparison uses {label}.")
     return metrics[0][0], metrics[0][1], None
 

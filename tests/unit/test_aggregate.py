@@ -255,10 +255,18 @@ def test_a_metric_equal_in_every_run_gives_way_to_the_next(results):
     put(results, "densepose", "scratch", 0.1, 0, 0.0, gpsm_ap=0.01, mean_gps=0.05)
     records = ft(results)
     metric, label, note = informative_metric(records, "densepose")
-    assert (metric, label) == ("mean_gps", "mean GPS") and "GPS AP is 0.0 for every run" in note
+    assert (metric, label) == ("mean_gps", "mean GPS") and "GPS AP is 0.0 in every run" in note
     assert informative_metric(records, "parsing")[:2] == ("miou", "mIoU")
     text = "\n".join(finetune_statements(records))
     assert "DensePose estimation, 10% labels, mean GPS: HCMoCo vs scratch (random init) +20.0 points" in text
+
+
+def test_a_metric_that_moves_less_than_a_point_gives_way_too(results):
+    from hcmoco.results.summary import informative_metric
+    put(results, "densepose", "scratch", 0.1, 0, 0.0, gpsm_ap=0.0001, mean_gps=0.05)
+    put(results, "densepose", "hcmoco", 0.1, 0, 0.0, gpsm_ap=0.0004, mean_gps=0.25)  # GPSm AP 0.01 vs 0.04 points
+    metric, _, note = informative_metric(ft(results), "densepose")
+    assert metric == "mean_gps" and "GPS AP is 0.0 in every run" in note
 
 
 def test_ablation_rows_that_tie_are_inconclusive(results):
