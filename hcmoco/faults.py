@@ -32,9 +32,11 @@ from hcmoco.config import REPO_ROOT
 VOLATILE = {"seconds", "git", "resumed_from", "samples_per_s", "data_wait_fraction", "precision_why"}
 
 
-def clone(dst: Path, profile: str) -> Path:
+def clone(dst: Path, profile: str, commit: str) -> Path:
+    """A fresh clone at `commit` (every round runs the code of the reference run)."""
     shutil.rmtree(dst, ignore_errors=True)
     subprocess.run(["git", "clone", "-q", str(REPO_ROOT), str(dst)], check=True)
+    subprocess.run(["git", "-C", str(dst), "checkout", "-q", commit], check=True)
     params = dst / "params/params.yaml"
     params.write_text(params.read_text().replace("profile: default", f"profile: {profile}", 1))
     return dst
@@ -91,9 +93,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--work", default="/tmp/hcmoco-faults")
     args = parser.parse_args(argv)
     work, rng = Path(args.work), random.Random(args.seed)
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True,
+                            check=True).stdout.strip()
     work.mkdir(parents=True, exist_ok=True)
     with open(work / "reference.log", "w") as log:
-        ref_repo = clone(work / "reference", args.profile)
+        ref_repo = clone(work / "reference", args.profile, commit)
         start = time.perf_counter()
         if snakemake(ref_repo, args.profile, log).wait() != 0:
             print(f"error: the uninterrupted run failed; see {work / 'reference.log'}", file=sys.stderr)
@@ -103,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"reference run: {span:.0f} s, {len(reference)} files compared", flush=True)
     tried = survived = correct = 0
     for r in range(args.rounds):
-        repo = clone(work / f"round{r}", args.profile)
+        repo = clone(work / f"round{r}", args.profile, commit)
         with open(work / f"round{r}.log", "w") as log:
             events = run_round(repo, args.profile, args.kills, rng, span, log)
         kills = [e for e in events if e.get("killed")]
