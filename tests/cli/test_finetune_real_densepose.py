@@ -51,6 +51,7 @@ def _prepared_run(tmp_path, monkeypatch, preprocessor: str, resolution: int, fin
     over["splits"].update(fractions=[1.0], val_fraction=0.5, tasks={"densepose": {"domain": domain}})
     over["finetune"].update(fractions=[1.0], eval_batch_size=2, **finetune)
     over["versatility"]["fraction"] = 1.0
+    over["frozen"] = {**over.get("frozen", {}), "fractions": [1.0]}
     (tmp_path / "params/profiles").mkdir(parents=True)
     (tmp_path / "params/params.yaml").write_text(yaml.safe_dump(base))
     (tmp_path / "params/profiles/real.yaml").write_text(yaml.safe_dump(over))

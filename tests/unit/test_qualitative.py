@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hcmoco.config import finetune_plan, load_params, versatility_plan
+from hcmoco.config import finetune_plan, frozen_plan, load_params, versatility_plan
 from hcmoco.data.generate import generate_domain
 from hcmoco.data.shards import ProcessedSplit
 from hcmoco.results import aggregate, qualitative
@@ -60,6 +60,12 @@ def results(tmp_path, params, data_root):
         buf = io.BytesIO()
         np.savez_compressed(buf, index=index, **fake_predictions(task, split, index))
         cell.joinpath("predictions.npz").write_bytes(buf.getvalue())
+    for task, init, fraction, seed in frozen_plan(params):  # the frozen protocol's runs: no predictions
+        cell = root / f"frozen/{task}/init~{init}/fraction~{fraction:g}/seed~{seed}"
+        cell.mkdir(parents=True)
+        cell.joinpath("metrics.json").write_text(json.dumps({
+            "task": task, "metric": METRIC[task], "test": 0.1, "init": init, "fraction": fraction, "seed": seed,
+            "test_details": {"gpsm_ap": 0.2, "mean_gps": 0.3} if task == "densepose" else {}}))
     for experiment, init, seed in versatility_plan(params):
         path = root / f"versatility/{experiment}/init~{init}/seed~{seed}/metrics.json"
         path.parent.mkdir(parents=True, exist_ok=True)

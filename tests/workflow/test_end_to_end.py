@@ -74,16 +74,16 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     params = built / "params/params.yaml"
     original = params.read_text()
     edit(params, "      uv_weight: 1.0\n", "      uv_weight: 2.0\n")  # finetune.tasks.densepose
-    # densepose's grids and frozen-feature jobs (scratch, sample, hcmoco: the frozen head's loss
+    # densepose's grids (scratch and the 4 pre-trained inits) and frozen-feature jobs (the frozen head's loss
     # reads finetune.tasks.densepose), nothing else
-    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 3, "frozen": 3,
+    assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 5, "frozen": 3,
                                                                                       "aggregate": 1}
     params.write_text(original)
     edit(params, "tau: 0.07", "tau: 0.1")
     plan = job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env))
-    # the grids and frozen-feature jobs of pre-trained inits (4 tasks x sample, hcmoco); scratch
+    # the grids of pre-trained inits (4 tasks x 4) and their frozen-feature jobs (4 x 2); scratch
     # reads no pre-training
-    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 8, "frozen": 8,
+    assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 16, "frozen": 8,
                     "versatility": 2, "aggregate": 1}
     params.write_text(original)
     run(["snakemake", "--report", "report.html"], built, venv_env)
@@ -139,7 +139,7 @@ def test_dvc_reruns_what_a_change_touches(built, venv_env):
     out = run(["dvc", "exp", "run", "-S", "params/params.yaml:finetune.tasks.parsing.class_weights=none"], built, venv_env)
     ran = set(re.findall(r"Running stage '([^']+)'", out))
     assert ran == {"finetune_scratch@parsing", "finetune@parsing-sample", "finetune@parsing-hcmoco",
-                   "frozen_scratch@parsing", "frozen@parsing-sample", "frozen@parsing-hcmoco", "aggregate"}, out[-3000:]
+                   "finetune@parsing-hcmoco_nodense", "finetune@parsing-hcmoco_nosparse", "frozen_scratch@parsing", "frozen@parsing-sample", "frozen@parsing-hcmoco", "aggregate"}, out[-3000:]
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], built, venv_env))
     changed = {key for metrics in diff.values() for key in metrics}
     assert changed and all(key.startswith(("parsing.", "frozen_parsing.")) for key in changed), diff

@@ -12,7 +12,7 @@ def run(cmd, cwd, env):
 
 
 # tasks x (scratch + finetune.inits), tasks x (scratch + frozen.inits)
-@pytest.mark.parametrize("profile, finetune, frozen", [("smoke", 12, 12), ("default", 20, 12)])
+@pytest.mark.parametrize("profile, finetune, frozen", [("smoke", 20, 12), ("default", 20, 12)])
 def test_dry_run_plans_every_rule(repo_root, venv_env, profile, finetune, frozen):
     jobs = snakemake_jobs(repo_root, venv_env, "--config", f"profile={profile}")
     rules = {}
