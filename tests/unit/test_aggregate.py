@@ -173,7 +173,8 @@ def test_cli_writes_every_output(profile_results, tmp_path, monkeypatch, repo_ro
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["parsing"]["scratch"] == {"10%": 15.0, "100%": 15.0}
     plot = list(csv.DictReader((out / "plots/parsing.csv").open()))
-    assert plot[0] == {"fraction_percent": "10.0", "scratch": "15.0", "sample": "30.0", "hcmoco": "30.0"}
+    assert plot[0] == {"fraction_percent": "10.0", "scratch": "15.0", "sample": "30.0", "hcmoco": "30.0",
+                       "hcmoco_nodense": "30.0", "hcmoco_nosparse": "30.0"}
     summary = list(csv.DictReader((out / "tables/summary.csv").open()))
     assert all(r["ours"] == "n/a" or float(r["ours"]) >= 0 for r in summary)
     summary_md = (out / "tables/summary.md").read_text()
