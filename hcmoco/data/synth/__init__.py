@@ -1,7 +1,7 @@
 """SynthHuman: a procedural, deterministic renderer of people with every modality and label
 of the paper's datasets (RGB, depth, parsing, DensePose IUV, 2D/3D keypoints).
 
-See docs DESIGN.md section 3. Public API: `render_batch`, `DOMAINS` / `DomainSpec`, the
+See the README, section "SynthHuman domains", and docs/METHOD.md section 1. Public API: `render_batch`, `DOMAINS` / `DomainSpec`, the
 keypoint `LAYOUTS` and `LAYOUT_EDGES`, the 25 `PART_NAMES` and `iuv_to_surface`.
 """
 from hcmoco.data.synth.body import PART_NAMES, iuv_to_surface
