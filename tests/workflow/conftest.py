@@ -1,3 +1,4 @@
+import json
 import shutil
 import subprocess
 from pathlib import Path
@@ -35,3 +36,43 @@ def copy_repo(src: Path, dst: Path, profile: str | None = None) -> Path:
 @pytest.fixture
 def smoke_repo(tmp_path, repo_root) -> Path:
     return copy_repo(repo_root, tmp_path / "repo", profile="smoke")
+
+
+def run(cmd, cwd, env):
+    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
+    assert out.returncode == 0, " ".join(cmd) + "\n" + out.stdout[-4000:] + out.stderr[-4000:]
+    return out.stdout + out.stderr
+
+
+# timings, the checkout's commit, and the measured bf16 speed behind precision `auto` (the choice stays)
+VOLATILE = {"seconds", "git", "samples_per_s", "data_wait_fraction", "precision_why"}
+
+
+def computed(repo) -> dict[str, object]:
+    """Every metrics file of the smoke run without its timings, and the aggregated outputs."""
+    out = {}
+    for path in sorted((repo / "results/smoke").rglob("*.json")):
+        value = json.loads(path.read_text())
+        if isinstance(value, dict):
+            value = {k: v for k, v in value.items() if k not in VOLATILE}
+        out[str(path.relative_to(repo))] = value
+    for path in sorted((repo / "results/smoke/tables").glob("*.csv")):
+        out[str(path.relative_to(repo))] = path.read_text()
+    return out
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory, repo_root, venv_env):
+    """The smoke DAG run once by Snakemake (2 jobs at a time, local) in a fresh copy, shared by every
+    test that compares against a local run."""
+    repo = copy_repo(repo_root, tmp_path_factory.mktemp("e2e") / "repo", profile="smoke")
+    run(["snakemake", "--cores", "2"], repo, venv_env)
+    # what it computed, kept before any test edits params or re-runs stages in the copy
+    (repo.parent / "computed.json").write_text(json.dumps(computed(repo)))
+    return repo
+
+
+@pytest.fixture(scope="session")
+def built_results(built) -> dict[str, object]:
+    """`computed` of the local smoke run, as it was right after the run."""
+    return json.loads((built.parent / "computed.json").read_text())

@@ -10,16 +10,10 @@ import subprocess
 
 import pytest
 
-from tests.workflow.conftest import copy_repo
+from tests.workflow.conftest import computed, copy_repo, run
 
 TASKS = ["parsing", "depth_parsing", "pose3d", "densepose"]
 CELL = re.compile(r"^(n/a|-?\d+\.\d ± \d+\.\d \(\d+\)|\d+\.\d / \d+(\.\d+)?|\d+\.\d\d)$")
-
-
-def run(cmd, cwd, env):
-    out = subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True)
-    assert out.returncode == 0, " ".join(cmd) + "\n" + out.stdout[-4000:] + out.stderr[-4000:]
-    return out.stdout + out.stderr
 
 
 def job_counts(plan: str) -> dict[str, int]:
@@ -35,14 +29,6 @@ def edit(path, old, new):
     text = path.read_text()
     assert old in text, f"{old!r} not in {path}"
     path.write_text(text.replace(old, new, 1))
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory, repo_root, venv_env):
-    """The smoke DAG run once by Snakemake in a fresh copy."""
-    repo = copy_repo(repo_root, tmp_path_factory.mktemp("e2e") / "repo", profile="smoke")
-    run(["snakemake", "--cores", "2"], repo, venv_env)
-    return repo
 
 
 @pytest.mark.slow
@@ -91,31 +77,14 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     assert len(html) > 100_000 and "fractions_parsing.png" in html and "parsing.csv" in html
 
 
-# timings, the checkout's commit, and the measured bf16 speed behind precision `auto` (the choice stays)
-VOLATILE = {"seconds", "git", "samples_per_s", "data_wait_fraction", "precision_why"}
-
-
-def computed(repo) -> dict[str, object]:
-    """Every metrics file of the smoke run without its timings, and the aggregated outputs."""
-    out = {}
-    for path in sorted((repo / "results/smoke").rglob("*.json")):
-        value = json.loads(path.read_text())
-        if isinstance(value, dict):
-            value = {k: v for k, v in value.items() if k not in VOLATILE}
-        out[str(path.relative_to(repo))] = value
-    for path in sorted((repo / "results/smoke/tables").glob("*.csv")):
-        out[str(path.relative_to(repo))] = path.read_text()
-    return out
-
-
 @pytest.mark.slow
-def test_dvc_repro_computes_what_snakemake_computed(built, tmp_path_factory, repo_root, venv_env):
+def test_dvc_repro_computes_what_snakemake_computed(built_results, tmp_path_factory, repo_root, venv_env):
     """The same commands with the same params give the same numbers whichever tool runs them
     (Snakemake: two jobs at a time on 2 cores; DVC: one at a time, no thread setting): each job
     takes its threads from params, not from the machine or the scheduler."""
     repo = copy_repo(repo_root, tmp_path_factory.mktemp("dvc") / "repo", profile="smoke")
     run(["dvc", "repro"], repo, venv_env)
-    ours, theirs = computed(built), computed(repo)
+    ours, theirs = built_results, computed(repo)
     assert len(ours) > 60 and ours.keys() == theirs.keys()
     assert [k for k in ours if ours[k] != theirs[k]] == []
 
