@@ -45,9 +45,18 @@ class FeatureData:
 
     def __init__(self, data: TaskData, rows: np.ndarray, indices: np.ndarray, shapes: list):
         self.data, self.rows, self.indices, self.shapes = data, rows, np.asarray(indices), shapes
+        self._gt: dict[bytes, dict] = {}
 
     def __getattr__(self, name):
         return getattr(self.data, name)
+
+    def densepose_gt(self, indices: np.ndarray) -> dict:
+        """The TaskData's DensePose ground truth of `indices`, read once per index set: every
+        cell of a job evaluates on the same val and test samples (the evaluator only reads it)."""
+        key = np.asarray(indices, np.int64).tobytes()
+        if key not in self._gt:
+            self._gt[key] = self.data.densepose_gt(indices)
+        return self._gt[key]
 
     def features(self, indices: np.ndarray) -> torch.Tensor:
         indices = np.asarray(indices, np.int64)
