@@ -5,7 +5,7 @@ PROFILE ?= default
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results dvc-pipeline
+.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results dvc-pipeline push pull
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -37,6 +37,13 @@ report: venv
 # a numeric CORES sets the threads written into the commands.
 dvc-pipeline: venv
 	python -m hcmoco.dvc_export --profile $(PROFILE)$(if $(filter-out all,$(CORES)), --cores $(CORES))
+
+# Share data, models and results through the default DVC remote (README: Sharing results through a DVC remote).
+push: venv
+	dvc push
+
+pull: venv
+	dvc pull
 
 readme-results: venv
 	python -m hcmoco.results.readme --summary results/default/tables/summary.md --readme README.md
