@@ -24,7 +24,7 @@ import numpy as np
 
 
 def bench_render(resolution: int, samples: int) -> dict[str, float]:
-    from hcmoco.data.synth import DOMAINS, render_batch
+    from hcmoco.synth import DOMAINS, render_batch
 
     rates = {}
     for domain in DOMAINS:

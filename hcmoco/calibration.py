@@ -58,8 +58,8 @@ def _digest(*parts) -> str:
 
 def prepare(params: dict, task: str, work: Path) -> tuple[Path, Path]:
     """Render the task's domain and write its splits, once per content of the params they read."""
-    from hcmoco.data.generate import generate_domain
-    from hcmoco.data.splits import write_splits
+    from hcmoco.synth.generate import generate_domain
+    from hcmoco.processed.splits import write_splits
 
     domain = params["splits"]["tasks"][task]["domain"]
     synth = {k: v for k, v in params["synth"].items() if k != "domains"}

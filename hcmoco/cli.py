@@ -1,13 +1,13 @@
 """The `hcmoco` command: lists the package's command-line modules and runs one by name.
 
     hcmoco --help                      every command with its one-line description
-    hcmoco generate --help             the same as `python -m hcmoco.data.generate --help`
+    hcmoco generate --help             the same as `python -m hcmoco.synth.generate --help`
     hcmoco train.pretrain --stage 1 ...
 
 A command is any module of the package with a `main(argv)` and an `if __name__ == "__main__"`
 guard; it is found by reading the sources (no module is imported until one is run, so the
 listing does not load torch). A command is named by its last dotted component where that is
-unique in the package, and always by its path below `hcmoco` (e.g. `data.generate`).
+unique in the package, and always by its path below `hcmoco` (e.g. `synth.generate`).
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 
 @dataclass(frozen=True)
 class Command:
-    module: str  # below the package, e.g. "data.generate"
+    module: str  # below the package, e.g. "synth.generate"
     summary: str  # first paragraph of the module docstring, on one line
 
 

@@ -9,7 +9,7 @@ at the smallest label fraction all of them run, seed 0 (the smallest seed they s
 Parsing is drawn with the 25-colour part palette (background black); DensePose as an IUV image
 (U red, V green, part blue), sparse DensePose-COCO ground truth as its points over the image; 3D
 pose as its 2D joints with the skeleton over the depth input. The drawing helpers are the
-SynthHuman preview's (hcmoco.data.preview), so a part has one colour in every figure.
+SynthHuman preview's (hcmoco.processed.preview), so a part has one colour in every figure.
 
 Inputs and ground truth come from the task's processed test split under the profile's data
 folder; where that folder is absent (results without the data) the sheet is skipped with a note.
@@ -25,9 +25,9 @@ import numpy as np
 
 from hcmoco.atomic import atomic_write_bytes
 from hcmoco.config import cell_dir, domain_dir, finetune_cells
-from hcmoco.data.preview import depth_image, draw_keypoints, iuv_image, part_palette
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import LAYOUT_EDGES
+from hcmoco.processed.preview import depth_image, draw_keypoints, iuv_image, part_palette
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import LAYOUT_EDGES
 from hcmoco.errors import HcmocoError
 from hcmoco.results.collect import TASK_METRICS, TASK_TITLES
 from hcmoco.results.tables import INIT_LABELS

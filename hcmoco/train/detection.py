@@ -1,6 +1,6 @@
 """DensePose on whole images: DensePose R-CNN fine-tuning and its evaluation (the paper's setting).
 
-A DensePose split of whole images (hcmoco.datasets.densepose_coco_detection: fields `boxes`,
+A DensePose split of whole images (hcmoco.prepare.densepose_coco_detection: fields `boxes`,
 `dp_xy`, ...) makes the `densepose` task a two-stage detector: `build_detector` puts
 hcmoco.tasks.densepose_rcnn's Faster R-CNN + DensePose RoI head on the task's HRNet backbone, with
 the settings of `finetune.tasks.densepose.rcnn`; `detection_batch` turns samples into the
@@ -17,7 +17,7 @@ from torch import nn
 from torchvision.models.detection import FasterRCNN
 
 from hcmoco.config import ParamsError
-from hcmoco.data.transforms import normalise_rgb
+from hcmoco.processed.transforms import normalise_rgb
 from hcmoco.models import HRNet
 from hcmoco.tasks.densepose_rcnn import DensePoseRCNN, build_densepose_rcnn, densepose_results
 from hcmoco.train.runtime import autocast

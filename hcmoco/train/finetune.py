@@ -5,7 +5,7 @@
         --backbone-file models/default/pretrain/hcmoco/rgb_backbone.pt \
         --out results/default/finetune/parsing/init~hcmoco/fraction~0.1/seed~0/metrics.json
 
-DensePose on a split of whole images (hcmoco.datasets.densepose_coco_detection) trains DensePose
+DensePose on a split of whole images (hcmoco.prepare.densepose_coco_detection) trains DensePose
 R-CNN on the backbone instead of the dense head (hcmoco.train.detection).
 
 The backbone is a fresh HRNet of the `pretrain.backbone` preset (`--init scratch`) or the
@@ -36,8 +36,8 @@ from tqdm import tqdm
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, task_domain
 from hcmoco.atomic import atomic_write_bytes, atomic_write_text
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.splits import fraction_file, load_split
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
 from hcmoco.models import CheckpointMismatchError, HRNet, HRNetConfig, load_backbone, read_backbone
 from hcmoco.runlog import RunLog, git_revision, log_path_for

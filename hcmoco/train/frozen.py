@@ -28,7 +28,7 @@ import torch
 from hcmoco.atomic import atomic_write_text
 from hcmoco.cli_common import run_cli
 from hcmoco.config import ParamsError, cell_dir, domain_dir, frozen_cells, frozen_tasks, task_domain
-from hcmoco.data.splits import fraction_file
+from hcmoco.processed.splits import fraction_file
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.features import SCRATCH_SEED, FeatureCache

@@ -26,7 +26,7 @@ from tqdm import tqdm
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, check_bank_size
-from hcmoco.data.keypoints import COMMON_EDGES
+from hcmoco.processed.keypoints import COMMON_EDGES
 from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hcmoco.data.keypoints import COMMON_JOINTS, root_of, to_common
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.transforms import downsample_mask, joint_cells, normalise_depth, normalise_keypoints, normalise_rgb
+from hcmoco.processed.keypoints import COMMON_JOINTS, root_of, to_common
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.transforms import downsample_mask, joint_cells, normalise_depth, normalise_keypoints, normalise_rgb
 from hcmoco.errors import HcmocoError
 
 FEATURE_STRIDE = 4  # the dense map and the joint cells live at 1/4 resolution

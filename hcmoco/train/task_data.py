@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.transforms import normalise_depth, normalise_rgb
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
 from hcmoco.train.detection import DETECTION_FIELDS, is_detection_split
 from hcmoco.tasks import label_counts, person_depth_window, point_targets, split_iuv, xyz_mm_to_uvd
@@ -32,7 +32,7 @@ NUM_CLASSES = 25
 TASK_MODALITY = {"parsing": "rgb", "depth_parsing": "depth", "pose3d": "depth", "densepose": "rgb"}
 TASK_FIELDS = {"parsing": ("rgb", "parsing"), "depth_parsing": ("depth", "parsing"),
                "pose3d": ("depth", "cam", "kp3d"), "densepose": ("rgb", "iuv")}
-# DensePose-COCO crops carry sparse points instead of a dense IUV map (hcmoco.datasets.densepose_coco_real)
+# DensePose-COCO crops carry sparse points instead of a dense IUV map (hcmoco.prepare.densepose_coco_real)
 SPARSE_DENSEPOSE_FIELDS = ("rgb", "parsing", "dp_points", "dp_part", "dp_count")
 # person_depth_window's window [z_ref - 0.6 m, z_ref + 0.8 m]: half of it sets A2J's depth scale
 DEPTH_HALF_WINDOW_M = 0.7

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from hcmoco.data.synth import PART_NAMES, iuv_to_surface
+from hcmoco.synth import PART_NAMES, iuv_to_surface
 from hcmoco.eval import SegmentationMeter, best_gps_per_person, evaluate_densepose, map_at_10cm, surface_distance
 from hcmoco.eval.densepose import DENSEPOSE_KAPPA
 from hcmoco.eval.densepose_geodesic import GeodesicGPS

@@ -32,10 +32,10 @@ from torch import nn
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.data.keypoints import COMMON_JOINTS
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.splits import fraction_file
-from hcmoco.data.transforms import normalise_depth, normalise_rgb
+from hcmoco.processed.keypoints import COMMON_JOINTS
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.splits import fraction_file
+from hcmoco.processed.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
 from hcmoco.eval import SegmentationMeter
 from hcmoco.models.checkpoint import load_model_file, load_state_exact

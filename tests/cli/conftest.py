@@ -3,7 +3,7 @@ from pathlib import Path
 import pytest
 
 from hcmoco.config import load_params
-from hcmoco.data.generate import generate_domain
+from hcmoco.synth.generate import generate_domain
 
 REPO = Path(__file__).resolve().parents[2]
 

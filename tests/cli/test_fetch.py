@@ -7,9 +7,9 @@ import zipfile
 
 import pytest
 
-from hcmoco.datasets import fetch, registry
-from hcmoco.datasets.licensed import LayoutError, check_layout
-from hcmoco.datasets.registry import LicensedDataset, PublicDataset, RemoteFile
+from hcmoco.prepare import fetch, registry
+from hcmoco.prepare.licensed import LayoutError, check_layout
+from hcmoco.prepare.registry import LicensedDataset, PublicDataset, RemoteFile
 from tests.unit.test_download import FileServer
 
 
@@ -181,7 +181,7 @@ def test_a_wrong_record_is_refused_with_the_forget_command_which_clears_it(fixtu
         assert run(*args) == 2
         err = capsys.readouterr().err
         assert err.startswith("error: notes.json: size mismatch: expected 4 (recorded in ") and err.count("\n") == 1
-        assert err.endswith("clear it with `python -m hcmoco.datasets.fetch --dataset fixture "
+        assert err.endswith("clear it with `python -m hcmoco.prepare.fetch --dataset fixture "
                             "--out data/raw/fixture --forget notes.json`\n")
         assert run(*args, "--forget", "notes.json") == 0
     assert (out / "notes.json").read_bytes() == NOTES and not (out / "notes.json.bad").exists()

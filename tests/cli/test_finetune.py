@@ -9,9 +9,9 @@ import torch
 import yaml
 
 from hcmoco.config import load_params
-from hcmoco.data.keypoints import COMMON_EDGES
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.splits import write_splits
+from hcmoco.processed.keypoints import COMMON_EDGES
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.splits import write_splits
 from hcmoco.models import HCMoCo, HRNetConfig, read_backbone, save_backbone
 from hcmoco.train import finetune as ft
 from tests.cli.conftest import REPO
@@ -199,7 +199,7 @@ def test_same_seed_same_metrics_and_resume_is_bit_identical(tmp_path, setup, mon
 @pytest.fixture(scope="module")
 def detection(tmp_path_factory, setup):
     """SynthHuman's DensePose domain in the whole-image format, with its splits."""
-    from hcmoco.data.densepose_detection import convert
+    from hcmoco.processed.densepose_detection import convert
 
     root = tmp_path_factory.mktemp("detection")
     convert(setup["data"] / "synth_densepose", root / "synth_densepose_detection")
@@ -217,7 +217,7 @@ def detection(tmp_path_factory, setup):
 
 
 def test_detection_format_carries_the_annotations(setup, detection):
-    from hcmoco.data.shards import ProcessedSplit
+    from hcmoco.processed.shards import ProcessedSplit
 
     for name in ("train", "test"):
         split = ProcessedSplit(detection["data"] / name)
@@ -269,7 +269,7 @@ def test_densepose_rcnn_resumes_bit_identically_and_keeps_a_frozen_backbone(tmp_
 
 
 def test_detection_converter_needs_the_coco_annotations(tmp_path, setup, capsys):
-    from hcmoco.data import densepose_detection
+    from hcmoco.processed import densepose_detection
 
     assert densepose_detection.main(["--data", str(setup["data"] / "synth_h36m"), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err

@@ -8,9 +8,9 @@ import torch
 import yaml
 
 from hcmoco.config import load_params
-from hcmoco.data.splits import write_splits
-from hcmoco.datasets import densepose_coco_detection
-from hcmoco.datasets.densepose_coco_real import prepare
+from hcmoco.processed.splits import write_splits
+from hcmoco.prepare import densepose_coco_detection
+from hcmoco.prepare.densepose_coco_real import prepare
 from hcmoco.tasks import IGNORE_INDEX, point_targets
 from hcmoco.train import finetune as ft
 from hcmoco.train.detection import DETECTION_FIELDS

@@ -8,8 +8,8 @@ import torch
 import yaml
 
 from hcmoco.config import frozen_cells, load_params
-from hcmoco.data.keypoints import COMMON_EDGES, COMMON_JOINTS
-from hcmoco.data.splits import write_splits
+from hcmoco.processed.keypoints import COMMON_EDGES, COMMON_JOINTS
+from hcmoco.processed.splits import write_splits
 from hcmoco.models import HCMoCo, HRNet, HRNetConfig, read_backbone, save_backbone
 from hcmoco.train import features, frozen
 from tests.cli.conftest import REPO

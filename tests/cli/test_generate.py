@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from hcmoco.data import generate
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import DOMAINS
+from hcmoco.synth import generate
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import DOMAINS
 
 
 def read_bytes(path):
@@ -58,7 +58,7 @@ def test_unknown_domain_is_one_clear_line(tmp_path, capsys, monkeypatch):
 
 
 def test_interrupted_generation_leaves_nothing(tmp_path, smoke_params, monkeypatch):
-    import hcmoco.data.synth as synth
+    import hcmoco.synth as synth
 
     calls = []
 

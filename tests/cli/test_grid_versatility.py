@@ -7,9 +7,9 @@ import torch
 import yaml
 
 from hcmoco.config import finetune_cells, load_params
-from hcmoco.data.keypoints import COMMON_EDGES, COMMON_JOINTS
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.splits import write_splits
+from hcmoco.processed.keypoints import COMMON_EDGES, COMMON_JOINTS
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.splits import write_splits
 from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
 from hcmoco.train import grid, versatility
 from tests.cli.conftest import REPO

@@ -49,7 +49,7 @@ def test_a_checkpoint_resumes_only_the_same_computation(tmp_path, smoke_data, sm
     version (any module the command imports) starts over too."""
     import shutil
 
-    from hcmoco.data.generate import generate_domain
+    from hcmoco.synth.generate import generate_domain
     from hcmoco.train import resume
 
     monkeypatch.chdir(tmp_path)
@@ -101,7 +101,7 @@ def test_stage2_without_init_is_refused(tmp_path, smoke_data, capsys, monkeypatc
 @pytest.mark.slow
 def test_pretraining_aligns_modalities_on_held_out_people(tmp_path, smoke_params, monkeypatch):
     """Stage 1 on a few hundred pairs beats random weights at retrieving held-out pairs."""
-    from hcmoco.data.generate import generate_domain
+    from hcmoco.synth.generate import generate_domain
     from hcmoco.eval.retrieval import evaluate
 
     monkeypatch.chdir(tmp_path)

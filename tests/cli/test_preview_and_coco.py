@@ -3,8 +3,8 @@ import pytest
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from hcmoco.data import preview
-from hcmoco.data.shards import ProcessedSplit
+from hcmoco.processed import preview
+from hcmoco.processed.shards import ProcessedSplit
 from tests.cli.conftest import REPO
 
 

@@ -1,8 +1,8 @@
 import json
 
 
-from hcmoco.data import splits
-from hcmoco.data.shards import ProcessedSplit
+from hcmoco.processed import splits
+from hcmoco.processed.shards import ProcessedSplit
 from tests.cli.conftest import REPO
 
 

@@ -13,10 +13,10 @@ import yaml
 
 from hcmoco.atomic import atomic_directory, atomic_write_bytes
 from hcmoco.config import ParamsError, check_bank_size, load_params
-from hcmoco.data.generate import generate_domain
-from hcmoco.data.keypoints import COMMON_JOINTS
-from hcmoco.data.shards import FormatError, ProcessedSplit
-from hcmoco.data.splits import load_split, write_splits
+from hcmoco.synth.generate import generate_domain
+from hcmoco.processed.keypoints import COMMON_JOINTS
+from hcmoco.processed.shards import FormatError, ProcessedSplit
+from hcmoco.processed.splits import load_split, write_splits
 from hcmoco.errors import HcmocoError
 from hcmoco.models import HRNet, HRNetConfig
 from hcmoco.models import checkpoint

@@ -18,7 +18,7 @@ def test_help_lists_every_command_with_its_description(capsys):
     out = capsys.readouterr().out
     rows = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
     assert {"generate", "splits", "pretrain", "finetune", "fetch", "aggregate"} <= set(rows)
-    assert "data.generate" in rows["generate"] and "Render one SynthHuman domain" in rows["generate"]
+    assert "synth.generate" in rows["generate"] and "Render one SynthHuman domain" in rows["generate"]
     assert "cli" not in rows and "cli_common" not in rows
 
 
@@ -36,8 +36,8 @@ def test_a_command_runs_by_its_short_or_module_name(tmp_path, monkeypatch, capsy
     assert cli.main(["generate", *argv, "--out", "a", "--workers", "1"]) == 0
     assert json.loads((tmp_path / "a/train/index.json").read_text())["domain"] == "synth_mpii"
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["data.splits", "--help"])
-    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: hcmoco data.splits ")
+        cli.main(["processed.splits", "--help"])
+    assert exit_.value.code == 0 and capsys.readouterr().out.startswith("usage: hcmoco processed.splits ")
 
 
 def test_an_unknown_command_is_one_error_line(capsys):

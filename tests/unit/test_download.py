@@ -8,8 +8,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from hcmoco.datasets.download import DownloadError, VerificationError, download, fetch_file
-from hcmoco.datasets.registry import RemoteFile, resolve_url
+from hcmoco.prepare.download import DownloadError, VerificationError, download, fetch_file
+from hcmoco.prepare.registry import RemoteFile, resolve_url
 from hcmoco.errors import HcmocoError
 
 DATA = random.Random(0).randbytes(300_000)

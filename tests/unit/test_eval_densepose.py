@@ -5,7 +5,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from hcmoco.data.densepose_coco import coarse_masks, person_box
+from hcmoco.processed.densepose_coco import coarse_masks, person_box
 from hcmoco.eval import (DENSEPOSE_KAPPA, GPS_THRESHOLDS, accumulate, detection_mask,
                          evaluate_densepose, gps, gt_mask, match_image, person_gps,
                          sample_detection, similarity_matrices, surface_distance)

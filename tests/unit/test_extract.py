@@ -7,7 +7,7 @@ import zipfile
 
 import pytest
 
-from hcmoco.datasets.extract import ExtractionError, archive_kind, safe_extract
+from hcmoco.prepare.extract import ExtractionError, archive_kind, safe_extract
 
 BLOB = random.Random(1).randbytes(200_000)  # incompressible, so truncating the archive cuts it
 

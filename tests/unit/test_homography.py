@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from hcmoco.datasets.homography import apply_homography, fit_dlt, ransac_homography, warp_image
+from hcmoco.prepare.homography import apply_homography, fit_dlt, ransac_homography, warp_image
 from hcmoco.errors import HcmocoError
 
 TRUE_H = np.array([[0.29, 0.012, -31.0], [-0.008, 0.31, 18.0], [2.0e-5, -1.5e-5, 1.0]])

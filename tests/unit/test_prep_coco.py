@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets import coco_keypoints
-from hcmoco.datasets.crops import CropBox, crop_nearest, crop_rgb
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare import coco_keypoints
+from hcmoco.prepare.crops import CropBox, crop_nearest, crop_rgb
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_formats import write_coco_keypoints
 

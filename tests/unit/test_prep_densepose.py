@@ -3,9 +3,9 @@ import json
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets import densepose_coco_real
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare import densepose_coco_real
 from hcmoco.errors import HcmocoError
 from hcmoco.eval.densepose import gt_mask
 from tests.fixtures.raw_formats import write_densepose

@@ -6,8 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.datasets import densepose_coco_detection as det
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.prepare import densepose_coco_detection as det
 from hcmoco.eval import evaluate_densepose
 from tests.fixtures.raw_formats import write_densepose
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.datasets import h36m
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.prepare import h36m
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_h36m import COLS, PART_COLOURS, PARTS, ROWS, write_raw_h36m
 

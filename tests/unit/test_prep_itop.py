@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets import itop
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare import itop
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_formats import write_itop
 

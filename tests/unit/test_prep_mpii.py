@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets import mpii
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare import mpii
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_formats import write_mpii
 

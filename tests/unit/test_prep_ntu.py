@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.datasets import ntu
-from hcmoco.datasets.homography import apply_homography
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.prepare import ntu
+from hcmoco.prepare.homography import apply_homography
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_ntu import (EMPTY_FRAME, EMPTY_FRAME_VIDEO, MARKER_MM, TWO_BODY_VIDEO, VIDEOS,
                                     write_raw_ntu)

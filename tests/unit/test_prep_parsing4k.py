@@ -3,10 +3,10 @@ import shutil
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.datasets import parsing4k
-from hcmoco.datasets.frames import write_depth_png
-from hcmoco.datasets.h36m import PART_LABELS
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.prepare import parsing4k
+from hcmoco.prepare.frames import write_depth_png
+from hcmoco.prepare.h36m import PART_LABELS
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_h36m import PART_COLOURS, PARTS
 from tests.fixtures.raw_parsing4k import sample_name, write_raw_parsing4k

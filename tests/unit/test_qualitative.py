@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from hcmoco.config import finetune_plan, frozen_plan, load_params, versatility_plan
-from hcmoco.data.generate import generate_domain
-from hcmoco.data.shards import ProcessedSplit
+from hcmoco.synth.generate import generate_domain
+from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.results import aggregate, qualitative
 from hcmoco.results.collect import finetune_records
 from hcmoco.tasks import xyz_mm_to_uvd

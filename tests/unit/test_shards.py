@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from hcmoco.data.shards import FormatError, ProcessedSplit, SplitWriter, shard_ranges
+from hcmoco.processed.shards import FormatError, ProcessedSplit, SplitWriter, shard_ranges
 
 
 def write_fixture(path, n=10, shard=4):

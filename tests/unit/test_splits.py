@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from hcmoco.config import ParamsError
-from hcmoco.data.splits import carve_validation, stratified_order, subset_size
+from hcmoco.processed.splits import carve_validation, stratified_order, subset_size
 
 
 def subjects_of(n_subjects: int, per_subject: int) -> np.ndarray:

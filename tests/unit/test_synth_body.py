@@ -2,10 +2,10 @@
 import numpy as np
 import pytest
 
-from hcmoco.data.synth import LAYOUTS, PART_NAMES, iuv_to_surface
-from hcmoco.data.synth.body import SEGMENTS, build_primitives, surface_coordinates, template_primitives
-from hcmoco.data.synth.domains import subject_identity
-from hcmoco.data.synth.skeleton import (JOINT_INDEX, LAYOUT_JOINT_INDEX, ROTATION_KEYS, forward_kinematics,
+from hcmoco.synth import LAYOUTS, PART_NAMES, iuv_to_surface
+from hcmoco.synth.body import SEGMENTS, build_primitives, surface_coordinates, template_primitives
+from hcmoco.synth.domains import subject_identity
+from hcmoco.synth.skeleton import (JOINT_INDEX, LAYOUT_JOINT_INDEX, ROTATION_KEYS, forward_kinematics,
                                         limb_rotation, mean_shape, rest_pose, rot_x, sample_pose, sample_shape)
 
 

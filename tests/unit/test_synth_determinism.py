@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hcmoco.data.synth import DOMAINS, render_batch
+from hcmoco.synth import DOMAINS, render_batch
 
 RES = 40
 SUBJECTS = {"train": 4, "test": 2}
@@ -29,7 +29,7 @@ def test_a_sample_is_identical_alone_in_a_batch_and_in_any_order(domain):
 
 
 def test_a_sample_is_identical_in_another_process():
-    code = ("import hashlib, numpy as np; from hcmoco.data.synth import render_batch; "
+    code = ("import hashlib, numpy as np; from hcmoco.synth import render_batch; "
             "out = render_batch('synth_densepose', 7, 'train', np.array([2, 9]), 40, {'train': 4, 'test': 2}); "
             "print(*(hashlib.sha256(np.ascontiguousarray(out[k][1]).tobytes()).hexdigest() for k in sorted(out)))")
     root = str(Path(__file__).resolve().parents[2])

@@ -4,11 +4,11 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from hcmoco.data.synth import DOMAINS, LAYOUT_EDGES, LAYOUTS, PART_NAMES, iuv_to_surface, render_batch
-from hcmoco.data.synth.body import joint_radii, segment_half_axes
-from hcmoco.data.synth.domains import subject_identity
-from hcmoco.data.synth.render import VISIBILITY_MARGIN
-from hcmoco.data.synth.skeleton import LAYOUT_JOINT_INDEX
+from hcmoco.synth import DOMAINS, LAYOUT_EDGES, LAYOUTS, PART_NAMES, iuv_to_surface, render_batch
+from hcmoco.synth.body import joint_radii, segment_half_axes
+from hcmoco.synth.domains import subject_identity
+from hcmoco.synth.render import VISIBILITY_MARGIN
+from hcmoco.synth.skeleton import LAYOUT_JOINT_INDEX
 
 RES = 56
 SUBJECTS = {"train": 5, "test": 3}

@@ -1,10 +1,10 @@
 """SynthHuman ray casting: camera conventions and analytic intersections against brute force."""
 import numpy as np
 
-from hcmoco.data.synth.body import Primitives, build_primitives
-from hcmoco.data.synth.render import (Camera, box_depth, capsule_depth, hit_geometry, intersect_unit_capsule,
+from hcmoco.synth.body import Primitives, build_primitives
+from hcmoco.synth.render import (Camera, box_depth, capsule_depth, hit_geometry, intersect_unit_capsule,
                                       plane_depth, raycast_capsules, sample_view)
-from hcmoco.data.synth.skeleton import forward_kinematics, sample_pose, sample_shape
+from hcmoco.synth.skeleton import forward_kinematics, sample_pose, sample_shape
 
 
 def capsule_distance(q, top):

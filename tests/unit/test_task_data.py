@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from hcmoco.config import load_params
-from hcmoco.data.generate import generate_domain
-from hcmoco.data.transforms import normalise_depth, normalise_rgb
+from hcmoco.synth.generate import generate_domain
+from hcmoco.processed.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
 from hcmoco.tasks import anchor_grid, uvd_to_xyz_mm
 from hcmoco.train.task_data import NUM_CLASSES, TaskData

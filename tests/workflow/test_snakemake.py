@@ -59,10 +59,10 @@ def test_paper_profile_plans_real_data_instead_of_rendering(tmp_path, repo_root,
                      # no frozen DensePose: the paper's runs DensePose R-CNN on whole images
                      "frozen": 3 * 4}
     itop = next(cmd for cmd, job in jobs.items() if job["outputs"] == {"data/paper/real/itop"})
-    assert itop.startswith("python -m hcmoco.datasets.itop --raw data/raw/itop --out data/paper/real/itop")
+    assert itop.startswith("python -m hcmoco.prepare.itop --raw data/raw/itop --out data/paper/real/itop")
     densepose = next(cmd for cmd, job in jobs.items()
                      if job["outputs"] == {"data/paper/real/densepose_coco_detection"})
-    assert densepose.startswith("python -m hcmoco.datasets.densepose_coco_detection --raw data/raw/densepose_coco")
+    assert densepose.startswith("python -m hcmoco.prepare.densepose_coco_detection --raw data/raw/densepose_coco")
     assert "--resolution 800 " in densepose and densepose.endswith("--images data/raw/coco2014 >> logs/data/paper/real/densepose_coco_detection.log 2>&1")
     assert "--resolution 320 " in itop  # real.resolution where a dataset sets none
     assert "data/raw/coco2014/MANIFEST.json" in jobs[densepose]["inputs"]

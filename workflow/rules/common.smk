@@ -48,27 +48,27 @@ def _py(*dirs):
 
 # The package code each command runs: inputs here, deps in dvc.yaml (files or their folders;
 # tests/workflow/test_parity.py keeps the two equal).
-TRAIN_CODE = ["hcmoco/data/keypoints.py", "hcmoco/data/shards.py", "hcmoco/data/transforms.py",
+TRAIN_CODE = ["hcmoco/processed/keypoints.py", "hcmoco/processed/shards.py", "hcmoco/processed/transforms.py",
               "hcmoco/train/curves.py", "hcmoco/train/pretrain.py", "hcmoco/train/pretrain_data.py",
               "hcmoco/train/resume.py", "hcmoco/train/runtime.py"] + _py("hcmoco/models", "hcmoco/losses")
 CODE = {
-    "generate": ["hcmoco/data/generate.py", "hcmoco/data/shards.py", "hcmoco/data/densepose_coco.py"]
-    + sorted(str(p) for p in Path("hcmoco/data/synth").glob("*.py")),
-    "split": ["hcmoco/data/splits.py", "hcmoco/data/shards.py"],
-    "preview": ["hcmoco/data/preview.py", "hcmoco/data/shards.py"],
+    "generate": ["hcmoco/processed/shards.py", "hcmoco/processed/densepose_coco.py"]
+    + sorted(str(p) for p in Path("hcmoco/synth").glob("*.py")),
+    "split": ["hcmoco/processed/splits.py", "hcmoco/processed/shards.py"],
+    "preview": ["hcmoco/processed/preview.py", "hcmoco/processed/shards.py"],
     "pretrain": TRAIN_CODE,
     "retrieval": TRAIN_CODE + ["hcmoco/eval/retrieval.py"],
 }
 # fine-tuning reads the backbones, the task heads, metrics and the split files
-TASK_CODE = ["hcmoco/data/shards.py", "hcmoco/data/splits.py", "hcmoco/data/transforms.py",
+TASK_CODE = ["hcmoco/processed/shards.py", "hcmoco/processed/splits.py", "hcmoco/processed/transforms.py",
              "hcmoco/train/curves.py", "hcmoco/train/finetune.py", "hcmoco/train/resume.py",
              "hcmoco/train/runtime.py"] + _py("hcmoco/models", "hcmoco/tasks", "hcmoco/eval")
 CODE["finetune"] = TASK_CODE + ["hcmoco/train/grid.py", "hcmoco/train/task_data.py", "hcmoco/train/task_eval.py"]
 CODE["frozen"] = CODE["finetune"] + ["hcmoco/train/features.py", "hcmoco/train/frozen.py", "hcmoco/train/probe.py"]
 CODE["versatility"] = sorted(set(TASK_CODE + TRAIN_CODE + ["hcmoco/train/versatility.py"]))
-CODE["aggregate"] = ["hcmoco/atomic.py", "hcmoco/config.py", "hcmoco/data/preview.py", "hcmoco/data/shards.py"] \
+CODE["aggregate"] = ["hcmoco/atomic.py", "hcmoco/config.py", "hcmoco/processed/preview.py", "hcmoco/processed/shards.py"] \
     + _py("hcmoco/results")
-CODE["prepare"] = ["hcmoco/data/shards.py"] + _py("hcmoco/datasets")
+CODE["prepare"] = ["hcmoco/processed/shards.py"] + _py("hcmoco/prepare")
 
 
 wildcard_constraints:

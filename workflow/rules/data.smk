@@ -19,7 +19,7 @@ rule generate:
     resources:
         mem_mb=4000,
     shell:
-        "python -m hcmoco.data.generate --params {params.file} --profile {params.profile} --log {log}"
+        "python -m hcmoco.synth.generate --params {params.file} --profile {params.profile} --log {log}"
         " --domain {wildcards.domain} --out {output.data}"
 
 
@@ -42,5 +42,5 @@ rule preview:
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.data.preview --params {params.file} --profile {params.profile} --log {log}"
+        "python -m hcmoco.processed.preview --params {params.file} --profile {params.profile} --log {log}"
         " --data {input.data} --out {output.png}"

@@ -15,7 +15,7 @@ rule fetch:
     resources:
         mem_mb=2000,
     shell:
-        "python -m hcmoco.datasets.fetch --dataset {wildcards.raw} --out {params.out} >> {log} 2>&1"
+        "python -m hcmoco.prepare.fetch --dataset {wildcards.raw} --out {params.out} >> {log} 2>&1"
 
 
 rule prepare:
@@ -39,7 +39,7 @@ rule prepare:
     resources:
         mem_mb=16000,
     shell:
-        "python -m hcmoco.datasets.{params.module} --raw {params.raw} --out {output.data}"
+        "python -m hcmoco.prepare.{params.module} --raw {params.raw} --out {output.data}"
         " --resolution {params.resolution} --workers {threads} {params.options} >> {log} 2>&1"
 
 

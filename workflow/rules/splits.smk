@@ -19,5 +19,5 @@ rule split:
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.data.splits --params {params.file} --profile {params.profile} --log {log}"
+        "python -m hcmoco.processed.splits --params {params.file} --profile {params.profile} --log {log}"
         " --task {wildcards.task} --data {input.data} --out {output.splits}"

@@ -28,7 +28,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from hcmoco.atomic import atomic_write_text
-from hcmoco.datasets.registry import RemoteFile, resolve_url
+from hcmoco.prepare.registry import RemoteFile, resolve_url
 from hcmoco.errors import HcmocoError
 
 CHUNK = 1 << 20

@@ -4,8 +4,8 @@ of the paper's datasets (RGB, depth, parsing, DensePose IUV, 2D/3D keypoints).
 See the README, section "SynthHuman domains", and docs/METHOD.md section 1. Public API: `render_batch`, `DOMAINS` / `DomainSpec`, the
 keypoint `LAYOUTS` and `LAYOUT_EDGES`, the 25 `PART_NAMES` and `iuv_to_surface`.
 """
-from hcmoco.data.synth.body import PART_NAMES, iuv_to_surface
-from hcmoco.data.synth.domains import DOMAINS, DomainSpec, render_batch
-from hcmoco.data.synth.skeleton import LAYOUT_EDGES, LAYOUTS
+from hcmoco.synth.body import PART_NAMES, iuv_to_surface
+from hcmoco.synth.domains import DOMAINS, DomainSpec, render_batch
+from hcmoco.synth.skeleton import LAYOUT_EDGES, LAYOUTS
 
 __all__ = ["DOMAINS", "DomainSpec", "LAYOUTS", "LAYOUT_EDGES", "PART_NAMES", "iuv_to_surface", "render_batch"]

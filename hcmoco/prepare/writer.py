@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from hcmoco.data.shards import SplitWriter
+from hcmoco.processed.shards import SplitWriter
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 

@@ -1,6 +1,6 @@
 """COCO 2014 person keypoints -> processed splits of person crops (rgb + kp2d, coco17 layout).
 
-    python -m hcmoco.datasets.coco_keypoints --raw data/raw/coco2014 --out data/real/coco_keypoints --resolution 320
+    python -m hcmoco.prepare.coco_keypoints --raw data/raw/coco2014 --out data/real/coco_keypoints --resolution 320
 
 Raw layout (the archives of cocodataset.org, unpacked)::
 
@@ -12,7 +12,7 @@ One sample per person annotation that is not a crowd, has at least `min_keypoint
 of 17) labelled keypoints and a box whose longer side is at least `min_box` (default 32) image
 pixels: fewer joints leave the keypoint encoder little structure, and smaller people would be
 upsampled ten-fold into mush. Crop: the annotation's bbox, squared about its centre and
-enlarged 1.2x (hcmoco.datasets.crops). COCO keypoints are integer pixel indices, so +0.5 puts
+enlarged 1.2x (hcmoco.prepare.crops). COCO keypoints are integer pixel indices, so +0.5 puts
 them at pixel centres (the processed format's continuous coordinates); joints outside the crop
 get v = 0. `subject` and `image_id` are the COCO image id (COCO has no person identities);
 `crop` is (left, top, side) in image pixels. No intrinsics are known, so there is no `cam`.
@@ -29,9 +29,9 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets.crops import ENLARGE, CropBox, crop_rgb, keypoints_to_crop, read_rgb
-from hcmoco.datasets.writer import (SHARD_SIZE, check_resolution, prepare_parser, require_file,
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare.crops import ENLARGE, CropBox, crop_rgb, keypoints_to_crop, read_rgb
+from hcmoco.prepare.writer import (SHARD_SIZE, check_resolution, prepare_parser, require_file,
                                     run_prepare_cli, write_split)
 from hcmoco.errors import HcmocoError
 

@@ -1,13 +1,13 @@
 """Fetch a raw dataset: download, verify and extract a public one; check a licensed one's layout.
 
-    python -m hcmoco.datasets.fetch --dataset coco2014 --out data/raw/coco2014
-    python -m hcmoco.datasets.fetch --dataset itop --out data/raw/itop \
+    python -m hcmoco.prepare.fetch --dataset coco2014 --out data/raw/coco2014
+    python -m hcmoco.prepare.fetch --dataset itop --out data/raw/itop \
         --only ITOP_side_test_labels.h5.gz
 
 Writes `<out>/MANIFEST.json` (each file's URL, size, md5, sha256 and what it unpacked to), the
 output a Snakemake rule or DVC stage declares. Interrupted downloads resume on the next run; an
 archive is unpacked once (EXTRACTED.json remembers which) and, with --remove-archives, deleted
-after unpacking. HCMOCO_MIRROR or --mirror fetches from a mirror (see hcmoco.datasets.registry).
+after unpacking. HCMOCO_MIRROR or --mirror fetches from a mirror (see hcmoco.prepare.registry).
 A file without a published checksum is checked against the sha256 recorded at its first
 confirmed download (CHECKSUMS.json); `--forget FILE` drops a wrong record together with the
 downloaded copy, and the same run downloads the file again. An archive that turns out truncated
@@ -25,10 +25,10 @@ from pathlib import Path
 from typing import Sequence
 
 from hcmoco.atomic import atomic_write_text
-from hcmoco.datasets.download import LEDGER_NAME, Ledger, fetch_file
-from hcmoco.datasets.extract import CorruptArchiveError, safe_extract
-from hcmoco.datasets.licensed import check_layout
-from hcmoco.datasets.registry import DATASETS, LicensedDataset, PublicDataset, RemoteFile, get_dataset
+from hcmoco.prepare.download import LEDGER_NAME, Ledger, fetch_file
+from hcmoco.prepare.extract import CorruptArchiveError, safe_extract
+from hcmoco.prepare.licensed import check_layout
+from hcmoco.prepare.registry import DATASETS, LicensedDataset, PublicDataset, RemoteFile, get_dataset
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 
@@ -48,7 +48,7 @@ def select_files(dataset: PublicDataset, only: Sequence[str] | None, option: str
 
 
 def forget_command(dataset: str, out: Path, name: str) -> str:
-    return f"python -m hcmoco.datasets.fetch --dataset {dataset} --out {out} --forget {name}"
+    return f"python -m hcmoco.prepare.fetch --dataset {dataset} --out {out} --forget {name}"
 
 
 def forget(dataset: PublicDataset, out: Path, names: Sequence[str]) -> None:

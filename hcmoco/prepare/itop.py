@@ -1,6 +1,6 @@
 """ITOP side view -> processed splits of depth crops (depth with background, kp2d, kp3d, cam; itop15).
 
-    python -m hcmoco.datasets.itop --raw data/raw/itop --out data/real/itop_side --resolution 288
+    python -m hcmoco.prepare.itop --raw data/raw/itop --out data/real/itop_side --resolution 288
 
 Raw layout (Zenodo record 3932973, the .h5.gz files gunzipped)::
 
@@ -35,9 +35,9 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets.crops import ENLARGE, CropBox, crop_intrinsics, crop_nearest, keypoints_to_crop
-from hcmoco.datasets.writer import (SHARD_SIZE, check_resolution, prepare_parser, require_file,
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare.crops import ENLARGE, CropBox, crop_intrinsics, crop_nearest, keypoints_to_crop
+from hcmoco.prepare.writer import (SHARD_SIZE, check_resolution, prepare_parser, require_file,
                                     run_prepare_cli, write_split)
 from hcmoco.errors import HcmocoError
 

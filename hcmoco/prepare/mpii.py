@@ -1,6 +1,6 @@
 """MPII Human Pose -> processed splits of person crops (rgb + kp2d, mpii16 layout).
 
-    python -m hcmoco.datasets.mpii --raw data/raw/mpii --out data/real/mpii --resolution 320
+    python -m hcmoco.prepare.mpii --raw data/raw/mpii --out data/real/mpii --resolution 320
 
 Raw layout (the archives of human-pose.mpi-inf.mpg.de, unpacked)::
 
@@ -33,9 +33,9 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory
-from hcmoco.data.synth import LAYOUTS
-from hcmoco.datasets.crops import CropBox, crop_rgb, keypoints_to_crop, read_rgb
-from hcmoco.datasets.writer import SHARD_SIZE, check_resolution, prepare_parser, run_prepare_cli, write_split
+from hcmoco.synth import LAYOUTS
+from hcmoco.prepare.crops import CropBox, crop_rgb, keypoints_to_crop, read_rgb
+from hcmoco.prepare.writer import SHARD_SIZE, check_resolution, prepare_parser, run_prepare_cli, write_split
 from hcmoco.errors import HcmocoError
 
 MAT_NAME = "mpii_human_pose_v1_u12_1.mat"

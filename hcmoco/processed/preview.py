@@ -1,6 +1,6 @@
 """A preview sheet of one processed domain: RGB, depth, parsing, IUV and keypoints side by side.
 
-    python -m hcmoco.data.preview --profile default --data data/default/synth/synth_ntu \
+    python -m hcmoco.processed.preview --profile default --data data/default/synth/synth_ntu \
         --out results/default/preview/synth_ntu.png
 
 One row per sample (spread over the test split), one column per modality; a modality the
@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.data.shards import ProcessedSplit
+from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.runlog import RunLog, log_path_for
 
 COLUMNS = ("rgb", "depth", "parsing", "iuv", "keypoints")
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "test"))
 
     def body(args, params):
-        from hcmoco.data.synth import LAYOUT_EDGES
+        from hcmoco.synth import LAYOUT_EDGES
 
         log = RunLog(log_path_for(args.out), params)
         split = ProcessedSplit(Path(args.data) / args.split)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hcmoco.datasets.registry import LicensedDataset, get_dataset
+from hcmoco.prepare.registry import LicensedDataset, get_dataset
 from hcmoco.errors import HcmocoError
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hcmoco.data.synth.body import SEGMENTS
+from hcmoco.synth.body import SEGMENTS
 
 PATTERNS = ("solid", "h_stripes", "v_stripes", "checks", "mottled", "dots")
 SKIN_TONES = np.array([[0.96, 0.80, 0.69], [0.89, 0.68, 0.55], [0.78, 0.57, 0.42], [0.63, 0.44, 0.30],

@@ -24,7 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from hcmoco.data.synth.skeleton import (JOINT_INDEX, JOINT_NAMES, MEAN_HEIGHT, BodyShape, forward_kinematics,
+from hcmoco.synth.skeleton import (JOINT_INDEX, JOINT_NAMES, MEAN_HEIGHT, BodyShape, forward_kinematics,
                                         mean_shape, rest_pose, skull_half_axes)
 
 PART_NAMES: tuple[str, ...] = (

@@ -13,12 +13,12 @@ from functools import lru_cache
 
 import numpy as np
 
-from hcmoco.data.synth.appearance import (Look, finish_rgb, person_albedo, procedural_background, sample_light,
+from hcmoco.synth.appearance import (Look, finish_rgb, person_albedo, procedural_background, sample_light,
                                           sample_look, shade, smooth_noise)
-from hcmoco.data.synth.body import build_primitives, iuv_to_surface, joint_radii, surface_coordinates
-from hcmoco.data.synth.render import (crop_camera, first_hit_depth, hit_geometry, keypoint_visibility,
+from hcmoco.synth.body import build_primitives, iuv_to_surface, joint_radii, surface_coordinates
+from hcmoco.synth.render import (crop_camera, first_hit_depth, hit_geometry, keypoint_visibility,
                                       raycast_capsules, sample_depth_scene, sample_view)
-from hcmoco.data.synth.skeleton import (LAYOUT_JOINT_INDEX, BodyShape, forward_kinematics, sample_pose,
+from hcmoco.synth.skeleton import (LAYOUT_JOINT_INDEX, BodyShape, forward_kinematics, sample_pose,
                                         sample_shape)
 
 

@@ -1,6 +1,6 @@
 """Human3.6M human parsing -> the processed format: RGB person crops with 25-class part labels.
 
-    python -m hcmoco.datasets.h36m --raw data/raw/h36m --out data/paper/h36m --resolution 320
+    python -m hcmoco.prepare.h36m --raw data/raw/h36m --out data/paper/h36m --resolution 320
 
 Raw layout: what HCMoCo's preparation script (HRNet-Semantic-Segmentation/data/human3.6m/
 mp_parsedata.py) writes from the official videos and part-label .mat files, one image per
@@ -32,7 +32,7 @@ from typing import Sequence
 
 import numpy as np
 
-from hcmoco.datasets.frames import (SplitsWriter, crop_nearest, frame_box, keypoint_visibility, mask_box,
+from hcmoco.prepare.frames import (SplitsWriter, crop_nearest, frame_box, keypoint_visibility, mask_box,
                                     parallel_map, prepare_parser, read_label_png, read_rgb, resample_rgb,
                                     run_prepare, square_box)
 from hcmoco.errors import HcmocoError
@@ -76,7 +76,7 @@ def find_videos(root: Path, frame_step: int) -> list[tuple[str, int, str, list[t
     rgb_root = root / "rgb"
     if not rgb_root.is_dir() or not (root / "seg").is_dir():
         raise HcmocoError(f"{root}: expected rgb/ and seg/ (the Human3.6M layout described in "
-                          f"hcmoco/datasets/h36m.py)")
+                          f"hcmoco/prepare/h36m.py)")
     videos = []
     subjects = [(int(m.group(1)), d) for d in rgb_root.iterdir() if d.is_dir() and (m := _SUBJECT.match(d.name))]
     for subject, sdir in sorted(subjects):

@@ -21,9 +21,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hcmoco.atomic import atomic_directory
-from hcmoco.datasets import writer
-from hcmoco.data.shards import SplitWriter
-from hcmoco.datasets.homography import apply_homography, warp_image
+from hcmoco.prepare import writer
+from hcmoco.processed.shards import SplitWriter
+from hcmoco.prepare.homography import apply_homography, warp_image
 from hcmoco.errors import HcmocoError
 
 CROP_SCALE = 1.2  # side of the square crop / longer side of the person box
@@ -256,5 +256,5 @@ def _single_threaded() -> None:
 
 
 # ---- command line -----------------------------------------------------------------------------
-# the processed-format CLIs share one parser and runner (hcmoco.datasets.writer)
+# the processed-format CLIs share one parser and runner (hcmoco.prepare.writer)
 prepare_parser, run_prepare = writer.prepare_parser, writer.run_prepare_cli

@@ -18,7 +18,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from hcmoco.atomic import atomic_write_text
-from hcmoco.data.shards import FormatError, ProcessedSplit
+from hcmoco.processed.shards import FormatError, ProcessedSplit
 
 COARSE_OF_FINE = np.array([0, 1, 1, 2, 3, 4, 5, 6, 7, 6, 7, 8, 9, 8, 9, 10, 11, 10, 11,
                            12, 13, 12, 13, 14, 14], dtype=np.uint8)
@@ -70,7 +70,7 @@ def sample_points(iuv: np.ndarray, box: list[float], per_part: int, rng: np.rand
 
 def build_coco(split: ProcessedSplit, per_part: int, seed: int) -> dict:
     """A COCO dict (images, annotations, categories) with DensePose fields, one person per image."""
-    from hcmoco.data.synth import LAYOUT_EDGES, LAYOUTS
+    from hcmoco.synth import LAYOUT_EDGES, LAYOUTS
 
     domain, name = split.index["domain"], split.index["split"]
     if split.index["layout"] != "coco17":

@@ -1,6 +1,6 @@
 """DensePose-COCO -> processed splits of person crops (rgb, coarse parsing, sparse IUV points, kp2d).
 
-    python -m hcmoco.datasets.densepose_coco_real --raw RAW --out data/real/densepose_coco --resolution 320
+    python -m hcmoco.prepare.densepose_coco_real --raw RAW --out data/real/densepose_coco --resolution 320
 
 Raw layout (annotations from dl.fbaipublicfiles.com/densepose, images from COCO 2014)::
 
@@ -26,7 +26,7 @@ only the 14 coarse masks and sparse points, so these stand in for them):
 - `kp2d` (17, 3) coco17 (+0.5: COCO keypoints are pixel indices), `subject` / `image_id`
   the COCO image id, `crop` (left, top, side) in image pixels.
 Each split also gets `densepose_coco.json`, the COCO-format annotations of the crops for the
-DensePose evaluator, laid out as hcmoco.data.densepose_coco writes them for SynthHuman: one
+DensePose evaluator, laid out as hcmoco.processed.densepose_coco writes them for SynthHuman: one
 image per sample (id = sample index), its person with bbox and keypoints in crop pixels and
 the unchanged box-relative dp_* fields and dp_masks (a crop is a similarity of the image),
 plus `source` (raw file, image id, annotation id).
@@ -42,12 +42,12 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
-from hcmoco.data.densepose_coco import MASK_SIZE, encode_rle
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.data.synth import LAYOUT_EDGES, LAYOUTS
-from hcmoco.datasets.coco_keypoints import load_coco, person_category
-from hcmoco.datasets.crops import ENLARGE, CropBox, crop_rgb, keypoints_to_crop, read_rgb
-from hcmoco.datasets.writer import SHARD_SIZE, check_resolution, prepare_parser, run_prepare_cli, write_split
+from hcmoco.processed.densepose_coco import MASK_SIZE, encode_rle
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.synth import LAYOUT_EDGES, LAYOUTS
+from hcmoco.prepare.coco_keypoints import load_coco, person_category
+from hcmoco.prepare.crops import ENLARGE, CropBox, crop_rgb, keypoints_to_crop, read_rgb
+from hcmoco.prepare.writer import SHARD_SIZE, check_resolution, prepare_parser, run_prepare_cli, write_split
 from hcmoco.errors import HcmocoError
 
 RAW_SPLITS = {"train": ("train", "valminusminival"), "test": ("minival",)}

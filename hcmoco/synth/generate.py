@@ -1,6 +1,6 @@
 """Render one SynthHuman domain (train and test splits) into the processed format.
 
-    python -m hcmoco.data.generate --profile default --domain synth_ntu --out data/default/synth/synth_ntu
+    python -m hcmoco.synth.generate --profile default --domain synth_ntu --out data/default/synth/synth_ntu
 
 Shards are rendered in parallel worker processes; shard boundaries depend on the sizes alone
 and every sample is a pure function of (seed, domain, split, index), so the bytes written do not
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError
-from hcmoco.data.shards import SplitWriter, shard_ranges
+from hcmoco.processed.shards import SplitWriter, shard_ranges
 from hcmoco.runlog import RunLog, available_workers, log_path_for
 
 SPLITS = ("train", "test")
@@ -27,7 +27,7 @@ RENDER_CHUNK = 64  # samples per render_batch call: bounds worker memory, never 
 
 
 def _render_shard(job: tuple) -> dict[str, np.ndarray]:
-    from hcmoco.data.synth import render_batch
+    from hcmoco.synth import render_batch
 
     domain, seed, split, start, stop, resolution, subjects = job
     chunks = [render_batch(domain, seed, split, np.arange(lo, min(lo + RENDER_CHUNK, stop)),
@@ -42,7 +42,7 @@ def _init_worker() -> None:
 
 
 def split_meta(domain: str, split: str, synth: dict) -> dict:
-    from hcmoco.data.synth import DOMAINS, LAYOUTS
+    from hcmoco.synth import DOMAINS, LAYOUTS
 
     spec = DOMAINS[domain]
     sizes = synth["domains"][domain]
@@ -55,8 +55,8 @@ def split_meta(domain: str, split: str, synth: dict) -> dict:
 
 def generate_domain(domain: str, synth: dict, out: Path, workers: int, log: RunLog | None = None) -> None:
     """Render both splits of `domain` into `out/{train,test}` (atomically: all or nothing)."""
-    from hcmoco.data.densepose_coco import write_densepose_coco
-    from hcmoco.data.synth import DOMAINS
+    from hcmoco.processed.densepose_coco import write_densepose_coco
+    from hcmoco.synth import DOMAINS
 
     if domain not in DOMAINS:
         raise ParamsError(f"--domain: unknown domain {domain!r} (known: {', '.join(DOMAINS)})")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hcmoco.data.synth.body import Primitives
-from hcmoco.data.synth.skeleton import compose, rot_y
+from hcmoco.synth.body import Primitives
+from hcmoco.synth.skeleton import compose, rot_y
 
 VISIBILITY_MARGIN = 0.03  # metres a first hit may lie in front of a joint beyond its radius
 _TINY = 1e-30

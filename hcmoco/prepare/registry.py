@@ -3,13 +3,13 @@
 Public datasets list their files with URL, expected size in bytes and a checksum where one is
 published; each value carries a comment naming its source. Where nothing is published the value
 is None: the first download records the file's sha256 in `<out>/CHECKSUMS.json` and later runs
-are checked against that record (hcmoco.datasets.download).
+are checked against that record (hcmoco.prepare.download).
 
-Dataset names are the raw roots the preprocessors (hcmoco.datasets.<module>) document.
+Dataset names are the raw roots the preprocessors (hcmoco.prepare.<module>) document.
 
 Licensed datasets cannot be downloaded by the pipeline: their entry says where to request them
 and which files must exist under `data/raw/<name>/` (glob patterns, each must match at least one
-file; hcmoco.datasets.licensed).
+file; hcmoco.prepare.licensed).
 
 Mirrors: `HCMOCO_MIRROR=http://host[:port][/prefix]` (or `--mirror` of the fetch CLI) replaces
 the scheme and host of every URL, keeping its path and query:
@@ -75,14 +75,14 @@ COCO_2014 = PublicDataset("coco2014", "COCO 2014 images and person keypoints", "
 ))
 
 # DensePose-COCO: URLs from facebookresearch/DensePose DensePoseData/get_DensePose_COCO.sh (the file
-# names of the original code, which hcmoco.datasets.densepose_coco_real reads); detectron2's
+# names of the original code, which hcmoco.prepare.densepose_coco_real reads); detectron2's
 # projects/DensePose/doc/DENSEPOSE_DATASETS.md serves the same splits under
 # densepose/annotations/coco/densepose_{train,valminusminival,minival}2014.json and gives only
 # rounded sizes (526M, 105M, 31M), so size and checksum stay None (recorded at first download).
 # Evaluation data: the three files detectron2's DensePose evaluator fetches
 # (projects/DensePose/densepose/evaluation/densepose_coco_evaluation.py); the same files are in
 # https://dl.fbaipublicfiles.com/densepose/densepose_eval_data.tar.gz. No size/checksum published.
-# Layout: annotations/ as hcmoco.datasets.densepose_coco_real reads it, eval_data/ as DensePose's
+# Layout: annotations/ as hcmoco.prepare.densepose_coco_real reads it, eval_data/ as DensePose's
 # get_eval_data.sh names it (hcmoco.eval.densepose_geodesic's data_dir).
 _FB = "https://dl.fbaipublicfiles.com/densepose"
 DENSEPOSE_COCO = PublicDataset("densepose_coco", "DensePose-COCO annotations and evaluation data",
@@ -108,7 +108,7 @@ MPII = PublicDataset("mpii", "MPII Human Pose (research use)", "http://human-pos
 # record's values as quoted in a public project's documentation (found by code search, not read
 # from zenodo.org itself); the others could not be confirmed, so they stay None and are recorded
 # at first download. No sizes are published in bytes.
-# The depth maps and labels are what hcmoco.datasets.itop reads; images and point clouds optional.
+# The depth maps and labels are what hcmoco.prepare.itop reads; images and point clouds optional.
 _ITOP = "https://zenodo.org/records/3932973/files"
 
 
@@ -130,7 +130,7 @@ ITOP_SIDE = PublicDataset("itop", "ITOP side view (depth 3D pose)", "https://zen
 
 # --- licensed -----------------------------------------------------------------------------------
 # NTU RGB+D 60 and the setups NTU RGB+D 120 adds (S018-S032) share one root, the layout
-# hcmoco.datasets.ntu reads: the archives (nturgbd_skeletons_*.zip, nturgbd_depth_masked_sNNN.zip,
+# hcmoco.prepare.ntu reads: the archives (nturgbd_skeletons_*.zip, nturgbd_depth_masked_sNNN.zip,
 # nturgbd_rgb_sNNN.zip) unpack to the nturgb+d_* folders below. RGB frames are extracted from the
 # .avi videos by the user, numbered from 1 like the depth frames (000001.jpg is frame 1).
 _FFMPEG = ("extract RGB frames: for v in {root}/nturgb+d_rgb/*_rgb.avi; do d={root}/nturgb+d_rgb_frames/"
@@ -146,7 +146,7 @@ NTU = LicensedDataset("ntu", "NTU RGB+D 60 (and the 120 additions)",
                 "nturgb+d_rgb/<video>_rgb.avi (nturgbd_rgb_sNNN.zip) with ffmpeg"),
 ), ("NTU RGB+D 120 setups S018-S032 go into the same folders", _FFMPEG))
 
-# Human3.6M: the layout hcmoco.datasets.h36m reads, i.e. what HCMoCo's
+# Human3.6M: the layout hcmoco.prepare.h36m reads, i.e. what HCMoCo's
 # HRNet-Semantic-Segmentation/data/human3.6m/mp_parsedata.py writes (frames counted from 0) from the
 # official videos S*/Videos/*.mp4 and part labels S*/MySegmentsMat/PartLabels/*.mat, for the
 # subjects with part labels.
@@ -159,7 +159,7 @@ HUMAN36M = LicensedDataset("h36m", "Human3.6M", "http://vision.imar.ro/human3.6m
          "(S1/Videos/*.mp4, S1/MySegmentsMat/PartLabels/*.mat, ...) and run HCMoCo's "
          "HRNet-Semantic-Segmentation/data/human3.6m/mp_parsedata.py there",))
 
-# NTURGBD-Parsing-4K: the layout hcmoco.datasets.parsing4k reads, as recommended by HCMoCo's
+# NTURGBD-Parsing-4K: the layout hcmoco.prepare.parsing4k reads, as recommended by HCMoCo's
 # pycontrast/data/NTURGBD-Parsing-4K/README.md: lists and label maps from its OneDrive annotation
 # archive, depth frames collected by name from NTU RGB+D 60/120 (<name> = SsssCcccPpppRrrrAaaaFfff,
 # frame counted from 1; NTU numbers its depth files with 8 digits). The "v3" (20 %) lists are the

@@ -1,6 +1,6 @@
 """NTURGBD-Parsing-4K -> the processed format: masked-depth person crops with 25-class part labels.
 
-    python -m hcmoco.datasets.parsing4k --raw data/raw/parsing4k --out data/paper/parsing4k --resolution 320
+    python -m hcmoco.prepare.parsing4k --raw data/raw/parsing4k --out data/paper/parsing4k --resolution 320
 
 Raw layout: the one recommended by the dataset's README (HCMoCo, pycontrast/data/
 NTURGBD-Parsing-4K): the released annotations and lists, plus the NTU frames collected by name:
@@ -13,7 +13,7 @@ NTURGBD-Parsing-4K): the released annotations and lists, plus the NTU frames col
 `<name>` is SsssCcccPpppRrrrAaaaFfff (frame counted from 1). The lists hold 1,963 train and
 1,963 val samples; `--setting 20pct` keeps the first 392 lines of each (the README's "v3" lists).
 Splits: the train list -> train, the val list -> test (model selection carves its validation
-from train). Labels map to 25 classes as for Human3.6M (hcmoco.datasets.h36m.PART_LABELS).
+from train). Labels map to 25 classes as for Human3.6M (hcmoco.prepare.h36m.PART_LABELS).
 The crop is a square of 1.2x the labelled person's box in the depth frame (the depth
 foreground's when nothing is labelled). Fields: depth (masked), parsing, subject (P), and rgb
 when images/ holds every sample. The released aligned images come from the public alignment
@@ -28,10 +28,10 @@ from typing import Sequence
 
 import numpy as np
 
-from hcmoco.datasets.frames import (SplitsWriter, crop_nearest, frame_box, mask_box, parallel_map,
+from hcmoco.prepare.frames import (SplitsWriter, crop_nearest, frame_box, mask_box, parallel_map,
                                     prepare_parser, read_depth_png, read_label_png, read_rgb, resample_rgb,
                                     run_prepare, square_box)
-from hcmoco.datasets.h36m import CLASS_NAMES, PART_LABELS, map_part_labels
+from hcmoco.prepare.h36m import CLASS_NAMES, PART_LABELS, map_part_labels
 from hcmoco.errors import HcmocoError
 
 LISTS = {"train": "train_list_v2.txt", "test": "val_list_v2.txt"}
@@ -42,7 +42,7 @@ SAMPLE_NAME = re.compile(r"^S(\d{3})C(\d{3})P(\d{3})R(\d{3})A(\d{3})F(\d{3,})$")
 def read_list(path: Path) -> list[str]:
     """Sample names of one list file (lines `images/<name>.jpg`; blank lines ignored)."""
     if not path.is_file():
-        raise HcmocoError(f"{path}: missing (expected the NTURGBD-Parsing-4K lists, see hcmoco/datasets/parsing4k.py)")
+        raise HcmocoError(f"{path}: missing (expected the NTURGBD-Parsing-4K lists, see hcmoco/prepare/parsing4k.py)")
     names = []
     for number, line in enumerate(path.read_text().splitlines(), 1):
         line = line.strip()

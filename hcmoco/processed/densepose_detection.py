@@ -1,11 +1,11 @@
 """A DensePose split of images with COCO-format annotations -> the whole-image detection format.
 
-    python -m hcmoco.data.densepose_detection --data data/default/synth/synth_densepose \\
+    python -m hcmoco.processed.densepose_detection --data data/default/synth/synth_densepose \\
         --out data/default/synth/synth_densepose_detection
 
 Reads each split (train/, test/) of a processed domain that has `rgb` and a `densepose_coco.json`
 whose image ids are the sample indices (SynthHuman's synth_densepose, DensePose-COCO crops) and
-writes the fields of hcmoco.datasets.densepose_coco_detection: the image unchanged
+writes the fields of hcmoco.prepare.densepose_coco_detection: the image unchanged
 (`image_size` = its size, `scale` 1), every non-crowd person's box and DensePose points. The
 annotations are copied, so DensePose R-CNN (hcmoco.train.detection) trains and is scored on
 exactly what the dense head sees: a way to run the detector on SynthHuman, on any machine.
@@ -22,9 +22,9 @@ import numpy as np
 
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import run_plain_cli
-from hcmoco.data.shards import ProcessedSplit, SplitWriter, shard_ranges
-from hcmoco.datasets.densepose_coco_detection import is_target, person_arrays
-from hcmoco.datasets.writer import stack_samples
+from hcmoco.processed.shards import ProcessedSplit, SplitWriter, shard_ranges
+from hcmoco.prepare.densepose_coco_detection import is_target, person_arrays
+from hcmoco.prepare.writer import stack_samples
 from hcmoco.errors import HcmocoError
 
 SHARD_SIZE = 256

@@ -1,9 +1,9 @@
 """DensePose-COCO -> processed splits of whole images, for DensePose R-CNN (detection setting).
 
-    python -m hcmoco.datasets.densepose_coco_detection --raw RAW --out data/real/densepose_coco_detection \\
+    python -m hcmoco.prepare.densepose_coco_detection --raw RAW --out data/real/densepose_coco_detection \\
         --resolution 512 --images data/raw/coco2014
 
-The raw layout and the splits are those of hcmoco.datasets.densepose_coco_real (train +
+The raw layout and the splits are those of hcmoco.prepare.densepose_coco_real (train +
 valminusminival -> train, minival -> test). One sample per image that holds at least one
 usable DensePose person; the paper's DensePose numbers come from detections on such images.
 
@@ -33,12 +33,12 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
-from hcmoco.data.shards import ProcessedSplit
-from hcmoco.datasets.coco_keypoints import load_coco, person_category
-from hcmoco.datasets.crops import CropBox, crop_rgb, read_rgb
-from hcmoco.datasets.densepose_coco_real import (IMAGE_DIRS, POINT_KEYS, RAW_SPLITS, annotation_file,
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.prepare.coco_keypoints import load_coco, person_category
+from hcmoco.prepare.crops import CropBox, crop_rgb, read_rgb
+from hcmoco.prepare.densepose_coco_real import (IMAGE_DIRS, POINT_KEYS, RAW_SPLITS, annotation_file,
                                                  densepose_people, images_cli)
-from hcmoco.datasets.writer import SHARD_SIZE, check_resolution, write_split
+from hcmoco.prepare.writer import SHARD_SIZE, check_resolution, write_split
 
 DOMAIN = "densepose_coco_detection"
 

@@ -1,6 +1,6 @@
 """Data-efficient splits: a subject-disjoint validation carve and nested, stratified label fractions.
 
-    python -m hcmoco.data.splits --profile default --task parsing \
+    python -m hcmoco.processed.splits --profile default --task parsing \
         --data data/default/synth/synth_h36m --out data/default/splits/parsing
 
 Writes `val.json` (held-out training subjects, for model selection), `test.json` (the whole test
@@ -19,7 +19,7 @@ import numpy as np
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, task_domain
-from hcmoco.data.shards import ProcessedSplit
+from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 
@@ -108,7 +108,7 @@ def load_split(path: str | Path, data: ProcessedSplit | None = None) -> np.ndarr
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise HcmocoError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(record, dict) or "indices" not in record:
-        raise HcmocoError(f"{path}: indices: missing (not a split file written by hcmoco.data.splits)")
+        raise HcmocoError(f"{path}: indices: missing (not a split file written by hcmoco.processed.splits)")
     indices = record["indices"]
     if not isinstance(indices, list) or not all(type(i) is int for i in indices):
         raise HcmocoError(f"{path}: indices: not a list of integers")

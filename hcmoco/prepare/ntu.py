@@ -1,6 +1,6 @@
 """NTU RGB+D 60/120 -> the processed format: RGB warped onto the masked depth, Kinect joints as ITOP-15.
 
-    python -m hcmoco.datasets.ntu --raw data/raw/ntu --out data/paper/ntu --resolution 320 --frame-step 5
+    python -m hcmoco.prepare.ntu --raw data/raw/ntu --out data/paper/ntu --resolution 320 --frame-step 5
 
 Raw layout: the official release, plus RGB frames the user extracts from the .avi videos
 (e.g. `ffmpeg -i S001C001P001R001A001_rgb.avi -q:v 2 <raw>/nturgb+d_rgb_frames/S001C001P001R001A001/%06d.jpg`):
@@ -38,11 +38,11 @@ from typing import Sequence
 
 import numpy as np
 
-from hcmoco.data.synth.skeleton import LAYOUTS
-from hcmoco.datasets.frames import (SplitsWriter, crop_nearest, keypoint_visibility, mask_box, parallel_map,
+from hcmoco.synth.skeleton import LAYOUTS
+from hcmoco.prepare.frames import (SplitsWriter, crop_nearest, keypoint_visibility, mask_box, parallel_map,
                                     points_box, prepare_parser, read_depth_png, read_rgb, resample_rgb,
                                     run_prepare, square_box, union_box)
-from hcmoco.datasets.homography import ransac_homography
+from hcmoco.prepare.homography import ransac_homography
 from hcmoco.errors import HcmocoError
 
 SKELETONS, DEPTH, RGB = "nturgb+d_skeletons", "nturgb+d_depth_masked", "nturgb+d_rgb_frames"
@@ -310,7 +310,7 @@ def prepare(raw_root: str | Path, out_root: str | Path, resolution: int, frame_s
     for sub in (SKELETONS, DEPTH, RGB):
         if not (raw / sub).is_dir():
             raise HcmocoError(f"{raw / sub}: missing (expected the NTU RGB+D layout described in "
-                              f"hcmoco/datasets/ntu.py)")
+                              f"hcmoco/prepare/ntu.py)")
     files = sorted(p for p in (raw / SKELETONS).glob("*.skeleton") if VIDEO_NAME.match(p.stem))
     if not files:
         raise HcmocoError(f"{raw / SKELETONS}: no SsssCcccPpppRrrrAaaa.skeleton files")

@@ -1,1 +1,0 @@
-"""Real datasets: downloads, layout checks and preprocessors to the processed format (hcmoco.data.shards)."""
