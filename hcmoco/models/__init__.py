@@ -4,6 +4,7 @@ from .checkpoint import (HRNET_CLS_HEAD_PREFIXES, CheckpointMismatchError, backb
 from .hcmoco import MODALITIES, HCMoCo
 from .heads import DenseHead, GlobalHead, KeypointGlobalHead, gather_joint_features
 from .hrnet import HRNET_PRESETS, HRNet, HRNetConfig, count_parameters
+from .pretrained import MODEL_FILE, build_model, load_pretrained
 from .semgcn import SemGCN, SemGraphConv, adjacency_from_edges
 
 __all__ = [
@@ -11,5 +12,5 @@ __all__ = [
     "build_backbone_from_file", "load_backbone", "read_backbone", "save_backbone",
     "MODALITIES", "HCMoCo", "DenseHead", "GlobalHead", "KeypointGlobalHead",
     "gather_joint_features", "HRNET_PRESETS", "HRNet", "HRNetConfig", "count_parameters",
-    "SemGCN", "SemGraphConv", "adjacency_from_edges",
+    "SemGCN", "SemGraphConv", "adjacency_from_edges", "MODEL_FILE", "build_model", "load_pretrained",
 ]

@@ -26,11 +26,10 @@ from tqdm import tqdm
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, check_bank_size
-from hcmoco.processed.keypoints import COMMON_EDGES
 from hcmoco.losses import (MemoryBank, batch_contrast_loss, dense_contrast_loss, sample_contrast_loss,
                            sample_foreground_cells, sparse_inter_loss, sparse_intra_loss)
-from hcmoco.models import HCMoCo, HRNetConfig, save_backbone
-from hcmoco.models.checkpoint import load_model_file, load_state_exact, save_weights
+from hcmoco.models import HCMoCo, build_model, load_pretrained, save_backbone
+from hcmoco.models.checkpoint import save_weights
 from hcmoco.models.imagenet import load_imagenet
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.curves import write_curves
@@ -40,11 +39,6 @@ from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoi
 from hcmoco.train.runtime import autocast, compute_dtype, cosine_schedule, resolve_precision, seed_everything
 
 STAGE1_WEIGHTS = {"dense": 0.0, "sparse_intra": 0.0, "sparse_inter": 0.0}
-
-
-def build_model(cfg: dict, num_joints: int, dist: Dist = Dist()) -> HCMoCo:
-    cls = ShardedHCMoCo if dist.enabled else HCMoCo  # same parameters; see ShardedHCMoCo
-    return cls(HRNetConfig.preset(cfg["backbone"]), num_joints, COMMON_EDGES, embed_dim=cfg["embed_dim"])
 
 
 def step_losses(model: HCMoCo, bank: MemoryBank | None, batch: dict, weights: dict, cfg: dict,
@@ -117,17 +111,14 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
     use_bank = cfg["sample_contrast"] == "bank"
     if use_bank and cfg["negatives"] >= len(data):
         raise ParamsError(f"pretrain.negatives: {cfg['negatives']} must be below the bank size {len(data)}")
-    model = build_model(cfg, data.num_joints, dist)
+    model = build_model(cfg, data.num_joints, ShardedHCMoCo if dist.enabled else HCMoCo)  # same parameters
     bank = MemoryBank(len(data), cfg["embed_dim"], momentum=cfg["bank_momentum"],
                       generator=torch.Generator().manual_seed(seed)) if use_bank else None
     if init is None and cfg["init_weights"]:  # stage 1 from ImageNet weights (METHOD.md 2)
         for encoder in (model.rgb_encoder, model.depth_encoder):
             load_imagenet(encoder, cfg["init_weights"])
-    if init is not None:
-        state = load_model_file(Path(init) / "model.pt")  # one line naming the file if unusable
-        load_state_exact(model, state["model"], Path(init) / "model.pt")
-        if bank is not None:
-            load_state_exact(bank, state["bank"], Path(init) / "model.pt", "bank")
+    if init is not None:  # one line naming the file if unusable
+        load_pretrained(init, data.num_joints, model=model, bank=bank)
     dtype = compute_dtype(precision)
     model.to(device, dtype=dtype, memory_format=torch.channels_last)
     if bank is not None:

@@ -62,10 +62,12 @@ def _step(dist: Dist, weights: dict, contrast: str, depth_rows: tuple[int, ...])
     """One step of `weights` on this process's rows; returns the loss terms, the averaged
     gradients and the updated bank (identical in every process)."""
     from hcmoco.losses import MemoryBank
-    from hcmoco.train.pretrain import build_model, step_losses
+    from hcmoco.models import HCMoCo, build_model
+    from hcmoco.train.distributed import ShardedHCMoCo
+    from hcmoco.train.pretrain import step_losses
 
     torch.manual_seed(0)
-    model = build_model(CFG, JOINTS, dist)
+    model = build_model(CFG, JOINTS, ShardedHCMoCo if dist.enabled else HCMoCo)
     bank = None
     if contrast == "bank":
         bank = MemoryBank(BANK, CFG["embed_dim"], generator=torch.Generator().manual_seed(1))
