@@ -42,7 +42,7 @@ def bench_pretrain(params: dict, data_root: str, steps: int) -> dict[str, float]
 
     from hcmoco.losses import MemoryBank
     from hcmoco.train.pretrain import build_model, make_optimizer, step_losses
-    from hcmoco.train.pretrain_data import PretrainingData
+    from hcmoco.processed.pretrain_data import PretrainingData
 
     cfg = params["pretrain"]
     data = PretrainingData([f"{data_root}/synth_ntu/train", f"{data_root}/synth_mpii/train"])

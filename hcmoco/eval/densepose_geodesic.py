@@ -35,12 +35,12 @@ from scipy.io import loadmat
 from scipy.spatial.distance import cdist
 
 from hcmoco.errors import HcmocoError
+from hcmoco.processed.shards import NUM_PARTS
 from hcmoco.eval.densepose import DENSEPOSE_KAPPA, PART_KAPPA_2019
 
 SUBDIV_FILE = "SMPL_subdiv.mat"
 TRANSFORM_FILE = "SMPL_SUBDIV_TRANSFORM.mat"
 PDIST_FILE = "Pdist_matrix.pkl"
-NUM_PARTS = 24
 _CHUNK = 1 << 22  # bound on (part points x query points) per nearest-point block
 
 # The official Pdist_matrix.pkl is a Python 2 pickle of a dict holding a numpy array: only

@@ -25,8 +25,8 @@ from hcmoco.atomic import atomic_write_text
 from hcmoco.errors import HcmocoError
 from hcmoco.models.checkpoint import load_model_file, load_state_exact
 from hcmoco.runlog import RunLog, log_path_for
-from hcmoco.train.pretrain import build_model
-from hcmoco.train.pretrain_data import PretrainingData
+from hcmoco.models.pretrained import build_model
+from hcmoco.processed.pretrain_data import PretrainingData
 
 PAIRS = (("rgb", "depth"), ("depth", "rgb"), ("rgb", "keypoints"), ("keypoints", "rgb"),
          ("depth", "keypoints"), ("keypoints", "depth"))

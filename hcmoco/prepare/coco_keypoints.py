@@ -29,7 +29,7 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory
-from hcmoco.synth import LAYOUTS
+from hcmoco.processed.keypoints import LAYOUTS
 from hcmoco.prepare.crops import ENLARGE, CropBox, crop_rgb, keypoints_to_crop, read_rgb
 from hcmoco.prepare.writer import (SHARD_SIZE, check_resolution, prepare_parser, require_file,
                                     run_prepare_cli, write_split)

@@ -33,6 +33,7 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory, atomic_write_text
+from hcmoco.processed.densepose_detection import is_target, person_arrays
 from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.prepare.coco_keypoints import load_coco, person_category
 from hcmoco.prepare.crops import CropBox, crop_rgb, read_rgb
@@ -63,30 +64,6 @@ def image_people(coco, path: Path) -> list[dict]:
 def _without_points(ann: dict) -> dict:
     """A person the evaluator ignores: no dp_* fields (a partial annotation would count)."""
     return {k: v for k, v in ann.items() if k not in POINT_KEYS and k != "dp_masks"}
-
-
-def is_target(ann: dict) -> bool:
-    """A detector target: a non-crowd person with a non-empty box."""
-    return not ann.get("iscrowd", 0) and ann["bbox"][2] > 0 and ann["bbox"][3] > 0
-
-
-def person_arrays(people: list[dict], scale: float, max_people: int, max_points: int) -> dict[str, np.ndarray]:
-    """`boxes` (scaled), `box_count` and the DensePose point fields of one image's targets."""
-    boxes = np.zeros((max_people, 4), np.float32)
-    dp_xy, dp_uv = np.zeros((max_people, max_points, 2), np.float32), np.zeros((max_people, max_points, 2), np.float32)
-    dp_part, dp_count = np.zeros((max_people, max_points), np.uint8), np.zeros(max_people, np.int32)
-    targets = [a for a in people if is_target(a)]
-    for m, ann in enumerate(targets):
-        x, y, bw, bh = ann["bbox"]
-        boxes[m] = np.array([x, y, x + bw, y + bh]) * scale
-        if "dp_x" in ann:
-            n = len(ann["dp_x"])
-            dp_xy[m, :n] = np.stack([ann["dp_x"], ann["dp_y"]], 1)
-            dp_uv[m, :n] = np.stack([ann["dp_U"], ann["dp_V"]], 1)
-            dp_part[m, :n] = np.asarray(ann["dp_I"], np.float64).round()
-            dp_count[m] = n
-    return {"boxes": boxes, "box_count": np.int32(len(targets)), "dp_xy": dp_xy, "dp_uv": dp_uv,
-            "dp_part": dp_part, "dp_count": dp_count}
 
 
 def image_sample(job: tuple, resolution: int, max_people: int, max_points: int) -> list[dict]:

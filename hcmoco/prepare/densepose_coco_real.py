@@ -44,7 +44,7 @@ from pycocotools import mask as mask_utils
 from hcmoco.atomic import atomic_directory, atomic_write_text
 from hcmoco.processed.densepose_coco import MASK_SIZE, encode_rle
 from hcmoco.processed.shards import ProcessedSplit
-from hcmoco.synth import LAYOUT_EDGES, LAYOUTS
+from hcmoco.processed.keypoints import LAYOUT_EDGES, LAYOUTS
 from hcmoco.prepare.coco_keypoints import load_coco, person_category
 from hcmoco.prepare.crops import ENLARGE, CropBox, crop_rgb, keypoints_to_crop, read_rgb
 from hcmoco.prepare.writer import SHARD_SIZE, check_resolution, prepare_parser, run_prepare_cli, write_split

@@ -32,9 +32,9 @@ from typing import Sequence
 
 import numpy as np
 
-from hcmoco.prepare.frames import (SplitsWriter, crop_nearest, frame_box, keypoint_visibility, mask_box,
-                                    parallel_map, prepare_parser, read_label_png, read_rgb, resample_rgb,
-                                    run_prepare, square_box)
+from hcmoco.prepare.crops import (MIN_SIDE, CropBox, crop_nearest, keypoint_visibility, mask_box, read_label_png,
+                                   read_rgb, resample_rgb)
+from hcmoco.prepare.writer import SplitsWriter, parallel_map, prepare_parser, run_prepare_cli
 from hcmoco.errors import HcmocoError
 
 TRAIN_SUBJECTS, TEST_SUBJECTS = (1, 5, 6, 7, 8), (9, 11)
@@ -113,7 +113,7 @@ def video_samples(job: tuple) -> list[tuple[str, str, dict]]:
                               f"{list(image.shape[:2])} of {rgb_path}")
         labels = map_part_labels(labels, seg_path)
         box = mask_box(labels > 0)
-        crop = square_box(box) if box is not None else frame_box(*labels.shape)
+        crop = CropBox.around(*box, min_side=MIN_SIDE) if box is not None else CropBox.frame(*labels.shape)
         sample = {"rgb": resample_rgb(image, crop.index_matrix(size), size),
                   "parsing": crop_nearest(labels, crop, size), "subject": np.int32(subject)}
         if pose is not None:
@@ -163,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body(args, workers):
         return prepare(args.raw, args.out, args.resolution, args.frame_step, workers, args.shard_size)
 
-    return run_prepare(parser, body, argv)
+    return run_prepare_cli(parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.atomic import atomic_directory
-from hcmoco.synth import LAYOUTS
+from hcmoco.processed.keypoints import LAYOUTS
 from hcmoco.prepare.crops import ENLARGE, CropBox, crop_intrinsics, crop_nearest, keypoints_to_crop
 from hcmoco.prepare.writer import (SHARD_SIZE, check_resolution, prepare_parser, require_file,
                                     run_prepare_cli, write_split)

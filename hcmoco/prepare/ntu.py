@@ -38,10 +38,10 @@ from typing import Sequence
 
 import numpy as np
 
-from hcmoco.synth.skeleton import LAYOUTS
-from hcmoco.prepare.frames import (SplitsWriter, crop_nearest, keypoint_visibility, mask_box, parallel_map,
-                                    points_box, prepare_parser, read_depth_png, read_rgb, resample_rgb,
-                                    run_prepare, square_box, union_box)
+from hcmoco.processed.keypoints import LAYOUTS
+from hcmoco.prepare.crops import (MIN_SIDE, CropBox, crop_intrinsics, crop_nearest, keypoint_visibility, mask_box,
+                                   points_box, read_depth_png, read_rgb, resample_rgb, union_box)
+from hcmoco.prepare.writer import SplitsWriter, parallel_map, prepare_parser, run_prepare_cli
 from hcmoco.prepare.homography import ransac_homography
 from hcmoco.errors import HcmocoError
 
@@ -269,7 +269,7 @@ def make_sample(body: np.ndarray, depth: np.ndarray, colour: np.ndarray, colour_
     box = _person_box(depth, xy[known])
     if box is None:
         return None
-    crop = square_box(box)
+    crop = CropBox.around(*box, min_side=MIN_SIDE)
     rgb = resample_rgb(colour, crop.index_matrix(size) @ calib.homography @ colour_scale, size)
     joints = body[ITOP15_FROM_KINECT]
     kp_xy = crop.to_crop(joints[:, 3:5] + 0.5, size)
@@ -280,7 +280,7 @@ def make_sample(body: np.ndarray, depth: np.ndarray, colour: np.ndarray, colour_
     xyz = joints[:, 0:3] * (np.sign(fx), np.sign(fy), 1.0) * 1000.0
     kp3d = np.where((joints[:, 11] > 0)[:, None] & np.isfinite(xyz), xyz, 0.0)
     return {"rgb": rgb, "depth": crop_nearest(depth, crop, size), "kp2d": kp2d.astype(np.float32),
-            "kp3d": kp3d.astype(np.float32), "cam": crop.camera(abs(fx), abs(fy), cx + 0.5, cy + 0.5, size)}
+            "kp3d": kp3d.astype(np.float32), "cam": crop_intrinsics((abs(fx), abs(fy), cx + 0.5, cy + 0.5), crop, size)}
 
 
 def video_samples(job: tuple) -> list[tuple[str, str, dict]]:
@@ -348,7 +348,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return prepare(args.raw, args.out, args.resolution, args.frame_step, workers, args.shard_size,
                        args.ransac_threshold, args.fit_points, args.seed, args.rgb_ext)
 
-    return run_prepare(parser, body, argv)
+    return run_prepare_cli(parser, body, argv)
 
 
 if __name__ == "__main__":

@@ -28,9 +28,9 @@ from typing import Sequence
 
 import numpy as np
 
-from hcmoco.prepare.frames import (SplitsWriter, crop_nearest, frame_box, mask_box, parallel_map,
-                                    prepare_parser, read_depth_png, read_label_png, read_rgb, resample_rgb,
-                                    run_prepare, square_box)
+from hcmoco.prepare.crops import (MIN_SIDE, CropBox, crop_nearest, mask_box, read_depth_png, read_label_png,
+                                   read_rgb, resample_rgb)
+from hcmoco.prepare.writer import SplitsWriter, parallel_map, prepare_parser, run_prepare_cli
 from hcmoco.prepare.h36m import CLASS_NAMES, PART_LABELS, map_part_labels
 from hcmoco.errors import HcmocoError
 
@@ -64,7 +64,7 @@ def sample(job: tuple) -> tuple[str, str, dict]:
                           f"{list(depth.shape)} of {depth_path}")
     labels = map_part_labels(raw_labels, label_path)
     box = mask_box(labels > 0) or mask_box(depth > 0)
-    crop = square_box(box) if box is not None else frame_box(*depth.shape)
+    crop = CropBox.around(*box, min_side=MIN_SIDE) if box is not None else CropBox.frame(*depth.shape)
     out = {"depth": crop_nearest(depth, crop, size), "parsing": crop_nearest(labels, crop, size),
            "subject": np.int32(SAMPLE_NAME.match(name).group(3))}
     if with_rgb:
@@ -110,7 +110,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def body(args, workers):
         return prepare(args.raw, args.out, args.resolution, args.setting, workers, args.shard_size)
 
-    return run_prepare(parser, body, argv)
+    return run_prepare_cli(parser, body, argv)
 
 
 if __name__ == "__main__":

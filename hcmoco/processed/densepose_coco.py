@@ -70,7 +70,7 @@ def sample_points(iuv: np.ndarray, box: list[float], per_part: int, rng: np.rand
 
 def build_coco(split: ProcessedSplit, per_part: int, seed: int) -> dict:
     """A COCO dict (images, annotations, categories) with DensePose fields, one person per image."""
-    from hcmoco.synth import LAYOUT_EDGES, LAYOUTS
+    from hcmoco.processed.keypoints import LAYOUT_EDGES, LAYOUTS
 
     domain, name = split.index["domain"], split.index["split"]
     if split.index["layout"] != "coco17":

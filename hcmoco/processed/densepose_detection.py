@@ -5,10 +5,15 @@
 
 Reads each split (train/, test/) of a processed domain that has `rgb` and a `densepose_coco.json`
 whose image ids are the sample indices (SynthHuman's synth_densepose, DensePose-COCO crops) and
-writes the fields of hcmoco.prepare.densepose_coco_detection: the image unchanged
+writes the whole-image detection format (the fields below; the real DensePose-COCO images come
+in it from hcmoco.prepare.densepose_coco_detection): the image unchanged
 (`image_size` = its size, `scale` 1), every non-crowd person's box and DensePose points. The
 annotations are copied, so DensePose R-CNN (hcmoco.train.detection) trains and is scored on
 exactly what the dense head sees: a way to run the detector on SynthHuman, on any machine.
+
+The detection fields (`person_arrays`; M people, P points): `boxes` float32 (M, 4) x0, y0, x1, y1
+and `box_count` int32 of the detector targets (`is_target`), `dp_xy` float32 (M, P, 2) on
+0..255 over each box, `dp_uv` float32 (M, P, 2), `dp_part` uint8 (M, P) and `dp_count` int32 (M,).
 """
 from __future__ import annotations
 
@@ -22,12 +27,34 @@ import numpy as np
 
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import run_plain_cli
-from hcmoco.processed.shards import ProcessedSplit, SplitWriter, shard_ranges
-from hcmoco.prepare.densepose_coco_detection import is_target, person_arrays
-from hcmoco.prepare.writer import stack_samples
+from hcmoco.processed.shards import ProcessedSplit, SplitWriter, shard_ranges, stack_samples
 from hcmoco.errors import HcmocoError
 
 SHARD_SIZE = 256
+
+
+def is_target(ann: dict) -> bool:
+    """A detector target: a non-crowd person with a non-empty box."""
+    return not ann.get("iscrowd", 0) and ann["bbox"][2] > 0 and ann["bbox"][3] > 0
+
+
+def person_arrays(people: list[dict], scale: float, max_people: int, max_points: int) -> dict[str, np.ndarray]:
+    """`boxes` (scaled), `box_count` and the DensePose point fields of one image's targets."""
+    boxes = np.zeros((max_people, 4), np.float32)
+    dp_xy, dp_uv = np.zeros((max_people, max_points, 2), np.float32), np.zeros((max_people, max_points, 2), np.float32)
+    dp_part, dp_count = np.zeros((max_people, max_points), np.uint8), np.zeros(max_people, np.int32)
+    targets = [a for a in people if is_target(a)]
+    for m, ann in enumerate(targets):
+        x, y, bw, bh = ann["bbox"]
+        boxes[m] = np.array([x, y, x + bw, y + bh]) * scale
+        if "dp_x" in ann:
+            n = len(ann["dp_x"])
+            dp_xy[m, :n] = np.stack([ann["dp_x"], ann["dp_y"]], 1)
+            dp_uv[m, :n] = np.stack([ann["dp_U"], ann["dp_V"]], 1)
+            dp_part[m, :n] = np.asarray(ann["dp_I"], np.float64).round()
+            dp_count[m] = n
+    return {"boxes": boxes, "box_count": np.int32(len(targets)), "dp_xy": dp_xy, "dp_uv": dp_uv,
+            "dp_part": dp_part, "dp_count": dp_count}
 
 
 def _people(coco: dict, count: int, path: Path) -> list[list[dict]]:

@@ -1,4 +1,7 @@
-"""The joint layout shared by the pre-training sources.
+"""Keypoint layouts: the public layouts of the processed format and the one shared by pre-training.
+
+`LAYOUTS` names the joints of every layout a processed split can carry (its index's `layout` and
+`joints`); the renderer and the real-data preprocessors both write them, in this order.
 
 The keypoint encoder and the sparse losses need one joint indexing across the paired source
 (NTU-like, ITOP-15 layout) and the keypoint-only source (MPII-16), as the public code reduces
@@ -10,6 +13,27 @@ from __future__ import annotations
 import numpy as np
 
 from hcmoco.errors import HcmocoError
+
+# The public keypoint layouts of the processed format (index.json `layout`, `joints`) and their
+# skeleton edges (pairs of joint indices) for drawing.
+LAYOUTS: dict[str, list[str]] = {
+    "itop15": ["head", "neck", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow", "r_hand", "l_hand",
+               "torso", "r_hip", "l_hip", "r_knee", "l_knee", "r_foot", "l_foot"],
+    "mpii16": ["r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "thorax",
+               "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow",
+               "l_wrist"],
+    "coco17": ["nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
+               "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle",
+               "r_ankle"],
+}
+LAYOUT_EDGES: dict[str, list[tuple[int, int]]] = {
+    "itop15": [(0, 1), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (1, 8), (8, 9), (8, 10),
+               (9, 11), (10, 12), (11, 13), (12, 14)],
+    "mpii16": [(0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11),
+               (11, 12), (12, 7), (7, 13), (13, 14), (14, 15)],
+    "coco17": [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
+               (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)],
+}
 
 COMMON_JOINTS = ("head", "neck", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow", "r_wrist", "l_wrist",
                  "r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle")

@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from hcmoco.cli_common import base_parser, run_cli
-from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.shards import NUM_PARTS, ProcessedSplit
 from hcmoco.runlog import RunLog, log_path_for
 
 COLUMNS = ("rgb", "depth", "parsing", "iuv", "keypoints")
@@ -46,7 +46,7 @@ def iuv_image(iuv: np.ndarray) -> np.ndarray:
     img = np.zeros(iuv.shape, dtype=np.float32)
     img[..., 0] = iuv[..., 1] / 255.0
     img[..., 1] = iuv[..., 2] / 255.0
-    img[..., 2] = iuv[..., 0] / 24.0
+    img[..., 2] = iuv[..., 0] / float(NUM_PARTS)
     return img
 
 
@@ -114,7 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--split", default="test", choices=("train", "test"))
 
     def body(args, params):
-        from hcmoco.synth import LAYOUT_EDGES
+        from hcmoco.processed.keypoints import LAYOUT_EDGES
 
         log = RunLog(log_path_for(args.out), params)
         split = ProcessedSplit(Path(args.data) / args.split)

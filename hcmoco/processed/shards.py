@@ -25,6 +25,7 @@ from hcmoco.errors import HcmocoError
 
 FORMAT = "hcmoco-processed/1"
 MODALITIES = ("rgb", "depth", "kp2d", "kp3d", "parsing", "iuv", "surface")
+NUM_PARTS = 24  # DensePose fine parts: an `iuv` pixel's I is 0 (background) or 1..NUM_PARTS
 
 
 class FormatError(HcmocoError):
@@ -189,3 +190,8 @@ def shard_ranges(num_samples: int, shard_size: int) -> Iterable[tuple[int, int]]
     """[start, stop) of each shard: fixed by the sizes alone, never by the number of workers."""
     for start in range(0, num_samples, shard_size):
         yield start, min(start + shard_size, num_samples)
+
+
+def stack_samples(samples: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Per-sample dicts of arrays (the same keys) -> one dict of stacked arrays: a shard's fields."""
+    return {k: np.stack([s[k] for s in samples]) for k in samples[0]}

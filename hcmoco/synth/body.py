@@ -24,6 +24,7 @@ from functools import lru_cache
 
 import numpy as np
 
+from hcmoco.processed.shards import NUM_PARTS
 from hcmoco.synth.skeleton import (JOINT_INDEX, JOINT_NAMES, MEAN_HEIGHT, BodyShape, forward_kinematics,
                                         mean_shape, rest_pose, skull_half_axes)
 
@@ -202,8 +203,8 @@ def template_primitives() -> Primitives:
 @lru_cache(maxsize=1)
 def _part_segments() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per part: first segment, second segment (= first when single), V where the second starts."""
-    first, second, v_split = np.zeros(25, np.intp), np.zeros(25, np.intp), np.ones(25)
-    for part in range(1, 25):
+    first, second, v_split = np.zeros(NUM_PARTS + 1, np.intp), np.zeros(NUM_PARTS + 1, np.intp), np.ones(NUM_PARTS + 1)
+    for part in range(1, NUM_PARTS + 1):
         segs = sorted((i for i, s in enumerate(SEGMENTS) if part in s.parts), key=lambda i: SEGMENTS[i].v_range)
         first[part], second[part] = segs[0], segs[-1]
         v_split[part] = SEGMENTS[segs[0]].v_range[1] if len(segs) > 1 else 2.0

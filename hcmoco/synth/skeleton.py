@@ -1,4 +1,4 @@
-"""SynthHuman skeleton: internal joints, keypoint layouts, body shape and forward kinematics.
+"""SynthHuman skeleton: internal joints, the joints each keypoint layout reads, body shape and forward kinematics.
 
 Body frame: metres, x = the person's left, y = up, z = the direction the person faces; the
 pelvis is the origin. Every keypoint layout is a selection of the internal joints by index.
@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+
+from hcmoco.processed.keypoints import LAYOUTS
 
 # (joint, parent, rotation key of the bone parent->joint or None for a rigid offset).
 # A rotation key names one joint angle of the pose; two bones may share one (the hand centre
@@ -39,35 +41,21 @@ ROTATION_KEYS: tuple[str, ...] = ("root", "lumbar", "thoracic", "neck", "head",
                                   "r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle")
 _BONE_KEY: tuple[int, ...] = tuple(-1 if k is None else ROTATION_KEYS.index(k) for _, _, k in _TREE)
 
-# Layouts: public joint names and the internal joint each one reads.
-_LAYOUT_SOURCES: dict[str, tuple[tuple[str, str], ...]] = {
-    "itop15": (("head", "head_centre"), ("neck", "neck"), ("r_shoulder", "r_shoulder"),
-               ("l_shoulder", "l_shoulder"), ("r_elbow", "r_elbow"), ("l_elbow", "l_elbow"),
-               ("r_hand", "r_hand"), ("l_hand", "l_hand"), ("torso", "torso"), ("r_hip", "r_hip"),
-               ("l_hip", "l_hip"), ("r_knee", "r_knee"), ("l_knee", "l_knee"),
-               ("r_foot", "r_ankle"), ("l_foot", "l_ankle")),
-    "mpii16": (("r_ankle", "r_ankle"), ("r_knee", "r_knee"), ("r_hip", "r_hip"), ("l_hip", "l_hip"),
-               ("l_knee", "l_knee"), ("l_ankle", "l_ankle"), ("pelvis", "pelvis"), ("thorax", "neck"),
-               ("upper_neck", "upper_neck"), ("head_top", "head_top"), ("r_wrist", "r_wrist"),
-               ("r_elbow", "r_elbow"), ("r_shoulder", "r_shoulder"), ("l_shoulder", "l_shoulder"),
-               ("l_elbow", "l_elbow"), ("l_wrist", "l_wrist")),
-    "coco17": (("nose", "nose"), ("l_eye", "l_eye"), ("r_eye", "r_eye"), ("l_ear", "l_ear"),
-               ("r_ear", "r_ear"), ("l_shoulder", "l_shoulder"), ("r_shoulder", "r_shoulder"),
-               ("l_elbow", "l_elbow"), ("r_elbow", "r_elbow"), ("l_wrist", "l_wrist"),
-               ("r_wrist", "r_wrist"), ("l_hip", "l_hip"), ("r_hip", "r_hip"), ("l_knee", "l_knee"),
-               ("r_knee", "r_knee"), ("l_ankle", "l_ankle"), ("r_ankle", "r_ankle")),
+# The internal joint each public joint of a layout (hcmoco.processed.keypoints.LAYOUTS) reads.
+_LAYOUT_SOURCES: dict[str, tuple[str, ...]] = {
+    "itop15": ("head_centre", "neck", "r_shoulder", "l_shoulder", "r_elbow", "l_elbow", "r_hand",
+               "l_hand", "torso", "r_hip", "l_hip", "r_knee", "l_knee", "r_ankle", "l_ankle"),
+    "mpii16": ("r_ankle", "r_knee", "r_hip", "l_hip", "l_knee", "l_ankle", "pelvis", "neck",
+               "upper_neck", "head_top", "r_wrist", "r_elbow", "r_shoulder", "l_shoulder", "l_elbow",
+               "l_wrist"),
+    "coco17": ("nose", "l_eye", "r_eye", "l_ear", "r_ear", "l_shoulder", "r_shoulder", "l_elbow",
+               "r_elbow", "l_wrist", "r_wrist", "l_hip", "r_hip", "l_knee", "r_knee", "l_ankle",
+               "r_ankle"),
 }
-LAYOUTS: dict[str, list[str]] = {k: [pub for pub, _ in v] for k, v in _LAYOUT_SOURCES.items()}
+if {k: len(v) for k, v in _LAYOUT_SOURCES.items()} != {k: len(v) for k, v in LAYOUTS.items()}:
+    raise AssertionError("_LAYOUT_SOURCES does not match hcmoco.processed.keypoints.LAYOUTS")
 LAYOUT_JOINT_INDEX: dict[str, np.ndarray] = {
-    k: np.array([JOINT_INDEX[src] for _, src in v]) for k, v in _LAYOUT_SOURCES.items()}
-LAYOUT_EDGES: dict[str, list[tuple[int, int]]] = {
-    "itop15": [(0, 1), (1, 2), (1, 3), (2, 4), (3, 5), (4, 6), (5, 7), (1, 8), (8, 9), (8, 10),
-               (9, 11), (10, 12), (11, 13), (12, 14)],
-    "mpii16": [(0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9), (10, 11),
-               (11, 12), (12, 7), (7, 13), (13, 14), (14, 15)],
-    "coco17": [(15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7),
-               (6, 8), (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6)],
-}
+    k: np.array([JOINT_INDEX[src] for src in v]) for k, v in _LAYOUT_SOURCES.items()}
 
 MEAN_HEIGHT = 1.75
 # Bone lengths as fractions of standing height (rounded from Drillis & Contini's proportions).

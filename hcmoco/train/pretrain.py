@@ -34,9 +34,10 @@ from hcmoco.models.imagenet import load_imagenet
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.curves import write_curves
 from hcmoco.train.distributed import Dist, ShardedHCMoCo, data_parallel, process_group
-from hcmoco.train.pretrain_data import PretrainingData
+from hcmoco.processed.pretrain_data import PretrainingData
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
-from hcmoco.train.runtime import autocast, compute_dtype, cosine_schedule, resolve_precision, seed_everything
+from hcmoco.precision import autocast
+from hcmoco.train.runtime import compute_dtype, cosine_schedule, resolve_precision, seed_everything
 
 STAGE1_WEIGHTS = {"dense": 0.0, "sparse_intra": 0.0, "sparse_inter": 0.0}
 

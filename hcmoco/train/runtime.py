@@ -1,7 +1,6 @@
 """Device, precision and determinism: chosen once per run, the same way for every trainer."""
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import platform
@@ -13,6 +12,7 @@ import numpy as np
 import torch
 
 from hcmoco.errors import HcmocoError
+from hcmoco.precision import autocast  # noqa: F401  (the trainers' autocast region, defined a layer down)
 
 
 def select_device(requested: str = "auto") -> torch.device:
@@ -92,12 +92,6 @@ def compute_dtype(precision: str) -> torch.dtype:
     """The dtype of parameters and float inputs: float64 for `fp64`, else float32 (bf16 is
     autocast over float32 parameters)."""
     return torch.float64 if precision == "fp64" else torch.float32
-
-
-def autocast(precision: str, device: torch.device):
-    if precision == "bf16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def seed_everything(seed: int, deterministic: bool = True) -> None:

@@ -80,7 +80,7 @@ def test_malformed_json_is_one_error_naming_the_file(tmp_path, capsys):
 def test_missing_image_names_the_file(tmp_path):
     write_coco_keypoints(tmp_path / "raw")
     (tmp_path / "raw" / "val2014" / "COCO_val2014_000000000003.jpg").unlink()
-    with pytest.raises(HcmocoError, match="COCO_val2014_000000000003.jpg: image missing"):
+    with pytest.raises(HcmocoError, match="COCO_val2014_000000000003.jpg: missing"):
         coco_keypoints.prepare(tmp_path / "raw", tmp_path / "out", 48)
 
 

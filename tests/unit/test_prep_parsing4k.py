@@ -5,7 +5,7 @@ import pytest
 
 from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.prepare import parsing4k
-from hcmoco.prepare.frames import write_depth_png
+from hcmoco.prepare.crops import write_depth_png
 from hcmoco.prepare.h36m import PART_LABELS
 from hcmoco.errors import HcmocoError
 from tests.fixtures.raw_h36m import PART_COLOURS, PARTS

@@ -49,7 +49,7 @@ def _py(*dirs):
 # The package code each command runs: inputs here, deps in dvc.yaml (files or their folders;
 # tests/workflow/test_parity.py keeps the two equal).
 TRAIN_CODE = ["hcmoco/processed/keypoints.py", "hcmoco/processed/shards.py", "hcmoco/processed/transforms.py",
-              "hcmoco/train/curves.py", "hcmoco/train/pretrain.py", "hcmoco/train/pretrain_data.py",
+              "hcmoco/train/curves.py", "hcmoco/train/pretrain.py", "hcmoco/processed/pretrain_data.py",
               "hcmoco/train/resume.py", "hcmoco/train/runtime.py"] + _py("hcmoco/models", "hcmoco/losses")
 CODE = {
     "generate": ["hcmoco/processed/shards.py", "hcmoco/processed/densepose_coco.py"]

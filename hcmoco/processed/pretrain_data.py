@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from hcmoco.processed.keypoints import COMMON_JOINTS, root_of, to_common
+from hcmoco.processed.sampling import step_generator
 from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.processed.transforms import downsample_mask, joint_cells, normalise_depth, normalise_keypoints, normalise_rgb
 from hcmoco.errors import HcmocoError
@@ -44,7 +45,7 @@ class PretrainingData:
         A fixed share, not a weighted draw, keeps the number of depth samples, and so the
         depth encoder's batch shape, constant from step to step.
         """
-        gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
+        gen = step_generator(seed, step)
         shares = np.diff(np.linspace(0, batch_size, len(self.splits) + 1).round().astype(int))
         picks = [torch.randint(len(s), (n,), generator=gen).numpy() + self.offsets[k]
                  for k, (s, n) in enumerate(zip(self.splits, shares))]
