@@ -58,10 +58,6 @@ def closure(module: str) -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
-def closure_files(module: str) -> list[Path]:
-    return [module_file(name) for name in closure(module)]
-
-
 def code_digest(module: str) -> str:
     """sha256 (16 hex digits) of the sources of `module`'s import closure."""
     h = hashlib.sha256()

@@ -3,15 +3,7 @@ continuous and ordinal soft target and the foreground cell sampler."""
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
-
-
-def foreground_grid(depth: Tensor, size: tuple[int, int], min_fraction: float = 0.5) -> Tensor:
-    """(B, H, W) or (B, C, H, W) depth (background 0) -> (B, h, w) bool: cells of the h x w
-    feature grid whose pixels are at least `min_fraction` foreground."""
-    fg = (depth if depth.dim() == 3 else depth[:, 0]).gt(0).float().unsqueeze(1)
-    return F.adaptive_avg_pool2d(fg, size)[:, 0] >= min_fraction
 
 
 def sample_foreground_cells(mask: Tensor, n: int,

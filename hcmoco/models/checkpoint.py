@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from hcmoco.atomic import atomic_write_bytes, no_space_names
 from hcmoco.errors import HcmocoError
 
-from .hrnet import HRNet, HRNetConfig
+from .hrnet import HRNetConfig
 
 FORMAT = "hcmoco-backbone-v1"
 # Keys of the official HRNet ImageNet classifier that are not part of the backbone.
@@ -179,11 +179,3 @@ def load_backbone(model: nn.Module, state_dict: Mapping[str, Tensor],
     model.load_state_dict(sd, strict=True)
 
 
-def build_backbone_from_file(path: str | Path, modality: str | None = None) -> HRNet:
-    """A fresh HRNet with the config stored in `path`, loaded strictly."""
-    sd, cfg, stored = read_backbone(path)
-    if modality is not None and stored != modality:
-        raise CheckpointMismatchError(f"{path}: holds the {stored} backbone, {modality} wanted")
-    net = HRNet(cfg)
-    load_backbone(net, sd)
-    return net

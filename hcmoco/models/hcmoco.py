@@ -16,9 +16,6 @@ from .heads import DenseHead, GlobalHead, KeypointGlobalHead, gather_joint_featu
 from .hrnet import HRNet, HRNetConfig
 from .semgcn import SemGCN
 
-MODALITIES = ("rgb", "depth", "keypoints")
-
-
 class HCMoCo(nn.Module):
     """Three encoders + heads.
 

@@ -146,17 +146,6 @@ def _intrinsics(k, like):
     return k[..., 0], k[..., 1], k[..., 2], k[..., 3]
 
 
-def crop_to_image(xy, box, crop_size: tuple[int, int]):
-    """Crop pixels -> image pixels for a crop of box (x0, y0, w, h) resized to crop_size (W, H)."""
-    x0, y0, w, h = box
-    return _stack([x0 + xy[..., 0] * (w / crop_size[0]), y0 + xy[..., 1] * (h / crop_size[1])], xy)
-
-
-def image_to_crop(xy, box, crop_size: tuple[int, int]):
-    x0, y0, w, h = box
-    return _stack([(xy[..., 0] - x0) * (crop_size[0] / w), (xy[..., 1] - y0) * (crop_size[1] / h)], xy)
-
-
 def uvd_to_xyz_mm(xy, depth_m, intrinsics):
     """Image pixels (x, y) (..., 2) and depth Z (...,) in metres -> camera (X, Y, Z) in mm,
     X = (x - cx) Z / fx, Y = (y - cy) Z / fy; intrinsics (fx, fy, cx, cy), (4,) or (B, 4)."""

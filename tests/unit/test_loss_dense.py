@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hcmoco.losses import (cell_coordinates, dense_contrast_loss, foreground_grid,
+from hcmoco.losses import (cell_coordinates, dense_contrast_loss,
                            ordinal_soft_target, sample_foreground_cells)
 
 
@@ -75,14 +75,6 @@ def test_sampling_is_deterministic_and_stays_in_the_foreground():
     assert mask[0].flatten()[a[0]].all()  # only foreground cells of sample 0
     assert len(set(a[0].tolist())) == 6  # with replacement, all 6 cells hit in 50 draws
     assert a[1].max() < 36  # empty mask falls back to all cells
-
-
-def test_foreground_grid_majority_of_pixels():
-    depth = torch.zeros(1, 8, 8)
-    depth[0, :4, :4] = 1000  # one full cell of the 2x2 grid
-    depth[0, 4:6, 4:8] = 1000  # half of another
-    depth[0, 0, 4] = 1000  # a few pixels of a third
-    assert foreground_grid(depth, (2, 2)).tolist() == [[[True, False], [False, True]]]
 
 
 def test_batch_permutation_invariant():
