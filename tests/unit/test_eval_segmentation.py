@@ -4,11 +4,11 @@ import pytest
 import torch
 from sklearn.metrics import confusion_matrix as sk_confusion_matrix
 
-from hcmoco.eval import SegmentationMeter, confusion_matrix, mean_iou
+from hcmoco.eval import IGNORE_INDEX, SegmentationMeter, confusion_matrix, mean_iou
 
 
 def test_hand_made_case():
-    target = np.array([[0, 0, 1, 1], [2, 2, 255, 255]])
+    target = np.array([[0, 0, 1, 1], [2, 2, IGNORE_INDEX, IGNORE_INDEX]])
     pred = np.array([[0, 1, 1, 1], [2, 0, 3, 3]])
     conf = confusion_matrix(pred, target, num_classes=5)
     # class 0: TP 1, FP 1 (a 2 called 0), FN 1 (a 0 called 1) -> 1/3
@@ -34,9 +34,9 @@ def test_matches_sklearn_on_random_maps():
     target[target == 5] = 4  # class 5 absent from the ground truth ...
     pred = np.where(rng.random(target.shape) < 0.6, target, rng.integers(0, k, size=target.shape))
     pred[pred == 5] = 6  # ... and from the prediction
-    target[rng.random(target.shape) < 0.1] = 255
+    target[rng.random(target.shape) < 0.1] = IGNORE_INDEX
     conf = confusion_matrix(torch.from_numpy(pred), torch.from_numpy(target), k)
-    keep = target != 255
+    keep = target != IGNORE_INDEX
     ref = sk_confusion_matrix(target[keep], pred[keep], labels=list(range(k)))
     np.testing.assert_array_equal(conf, ref)
     tp = np.diag(ref).astype(float)
