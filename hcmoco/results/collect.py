@@ -16,16 +16,12 @@ from pathlib import Path
 
 from hcmoco.config import cell_dir
 from hcmoco.errors import HcmocoError
+from hcmoco.tasks import TASKS
 
-# (key, label) of the metrics tabulated per task; the first is the paper's main metric
-TASK_METRICS = {
-    "parsing": [("miou", "mIoU")],
-    "depth_parsing": [("miou", "mIoU")],
-    "pose3d": [("map_10cm", "mAP@10cm")],
-    "densepose": [("gps_ap", "GPS AP"), ("gpsm_ap", "GPSm AP"), ("mean_gps", "mean GPS")],
-}
-TASK_TITLES = {"parsing": "RGB human parsing", "depth_parsing": "Depth human parsing",
-               "pose3d": "3D pose estimation from depth", "densepose": "DensePose estimation"}
+# (key, label) of the metrics tabulated per task, the first the paper's main metric; and its title
+# (the task definitions, hcmoco.tasks)
+TASK_METRICS = {name: list(task.metrics) for name, task in TASKS.items()}
+TASK_TITLES = {name: task.title for name, task in TASKS.items()}
 
 
 def _read(path: Path) -> dict:

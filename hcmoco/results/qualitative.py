@@ -23,9 +23,10 @@ from pathlib import Path
 
 import numpy as np
 
+from hcmoco import tasks
 from hcmoco.atomic import atomic_write_bytes
 from hcmoco.config import cell_dir, domain_dir, finetune_cells
-from hcmoco.processed.preview import depth_image, draw_keypoints, iuv_image, part_palette
+from hcmoco.processed.preview import part_palette
 from hcmoco.processed.shards import ProcessedSplit
 from hcmoco.synth import LAYOUT_EDGES
 from hcmoco.errors import HcmocoError
@@ -33,9 +34,6 @@ from hcmoco.results.collect import TASK_METRICS, TASK_TITLES
 from hcmoco.results.tables import INIT_LABELS
 
 INITS = ("scratch", "sample", "hcmoco")
-PREDICTION_KEYS = {"parsing": ("parsing",), "depth_parsing": ("parsing",), "densepose": ("iuv",),
-                   "pose3d": ("kp3d", "kp2d")}
-INPUT_FIELD = {"parsing": "rgb", "depth_parsing": "depth", "densepose": "rgb", "pose3d": "depth"}
 # figure geometry: each panel PANEL inches square, HEADER inches above them for the titles
 PANEL, HEADER, DPI = 2.0, 0.75, 100
 
@@ -43,7 +41,7 @@ PANEL, HEADER, DPI = 2.0, 0.75, 100
 @dataclass
 class Row:
     """One test sample of a sheet: its index, the processed sample and per column title the
-    prediction arrays of that run for this sample (PREDICTION_KEYS)."""
+    prediction arrays of that run for this sample (the task's prediction_keys)."""
     index: int
     sample: dict
     predictions: dict[str, dict[str, np.ndarray]]
@@ -78,7 +76,7 @@ def read_predictions(path: Path, task: str) -> dict[str, np.ndarray]:
             arrays = {k: npz[k] for k in npz.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise HcmocoError(f"{path}: unreadable predictions file ({err})") from None
-    for key in ("index", *PREDICTION_KEYS[task]):
+    for key in ("index", *tasks.get(task).prediction_keys):
         if key not in arrays:
             raise HcmocoError(f"{path}: no {key!r} array (has {', '.join(sorted(arrays))})")
     return arrays
@@ -103,12 +101,10 @@ def collect(params: dict, results: Path, records: list[dict], data_root: Path | 
             print(f"note: {split_dir}: no processed test split here; the qualitative sheet of {task} is skipped")
             continue
         split = ProcessedSplit(split_dir)
-        if task == "densepose" and "iuv" not in split.fields:
-            from hcmoco.train.detection import is_detection_split  # torchvision: only for DensePose data
-
-            if is_detection_split(split.fields):  # DensePose R-CNN runs keep no predictions
-                print(f"note: {split_dir}: whole images (DensePose R-CNN); the qualitative sheet of {task} is skipped")
-                continue
+        if not (variant := tasks.get(task).variant(split.fields)).keeps_predictions:
+            print(f"note: {split_dir}: {type(variant).__name__} runs keep no predictions; the qualitative sheet of "
+                  f"{task} is skipped")
+            continue
         if (cell := pick_cell(params, task)) is None:
             print(f"note: the inits {', '.join(INITS)} share no fine-tuning cell of {task}; its sheet is skipped")
             continue
@@ -126,52 +122,11 @@ def collect(params: dict, results: Path, records: list[dict], data_root: Path | 
                                   f"{split_dir} (predictions of other data?)")
             titles.append(_title(init, records, task, fraction, seed))
             preds.append(arrays)
-        rows = [Row(int(i), split[int(i)], {t: {k: p[k][r] for k in PREDICTION_KEYS[task]}
+        rows = [Row(int(i), split[int(i)], {t: {k: p[k][r] for k in variant.prediction_keys}
                                             for t, p in zip(titles, preds)}) for r, i in enumerate(index)]
         sheets[task] = Sheet(rows, LAYOUT_EDGES.get(split.index.get("layout"), []),
                              f"{TASK_TITLES.get(task, task)}: {fraction * 100:g}% labels, seed {seed}")
     return sheets
-
-
-def _truth_joints(sample: dict) -> np.ndarray:
-    """Ground-truth joints (J, 3) = (x, y, visibility) projected as the A2J targets are, so they
-    sit where a perfect prediction would; a joint without depth (ITOP's invalid) is not drawn."""
-    from hcmoco.tasks.a2j import xyz_mm_to_uvd  # imports torch: only where joints are drawn
-
-    kp3d = np.asarray(sample["kp3d"], np.float64)
-    valid = kp3d[:, 2] > 0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        xy, _ = xyz_mm_to_uvd(kp3d, np.asarray(sample["cam"], np.float64))
-    return np.concatenate([np.where(valid[:, None], xy, 0.0), np.where(valid, 2.0, 0.0)[:, None]], 1)
-
-
-def _joints(xy: np.ndarray) -> np.ndarray:
-    return np.concatenate([xy, np.full((len(xy), 1), 2.0)], 1)  # every predicted joint is drawn
-
-
-def _input(ax, task: str, sample: dict) -> None:
-    if INPUT_FIELD[task] == "rgb":
-        ax.imshow(sample["rgb"])
-    else:
-        ax.imshow(depth_image(sample["depth"]), cmap="gray", vmin=0, vmax=1)
-
-
-def _panel(ax, task: str, sample: dict, shown: dict | None, palette: np.ndarray, edges) -> None:
-    """Draw the ground truth of `sample` (shown None) or the prediction `shown`."""
-    if task in ("parsing", "depth_parsing"):
-        ax.imshow(palette[sample["parsing"] if shown is None else shown["parsing"]], interpolation="nearest")
-    elif task == "densepose" and shown is not None:
-        ax.imshow(iuv_image(shown["iuv"]), interpolation="nearest")
-    elif task == "densepose" and "iuv" in sample:
-        ax.imshow(iuv_image(sample["iuv"]), interpolation="nearest")
-    elif task == "densepose":  # DensePose-COCO crops: sparse points only, drawn over the image
-        _input(ax, task, sample)
-        n = int(sample["dp_count"])
-        pts = np.asarray(sample["dp_points"])[:n]
-        ax.scatter(pts[:, 0] - 0.5, pts[:, 1] - 0.5, s=4, c=palette[np.asarray(sample["dp_part"])[:n]])
-    else:  # pose3d
-        _input(ax, task, sample)
-        draw_keypoints(ax, _truth_joints(sample) if shown is None else _joints(shown["kp2d"]), edges)
 
 
 def sheet(task: str, rows: list[Row], out_png: Path, *, edges=(), caption: str = "") -> list[str]:
@@ -189,7 +144,7 @@ def sheet(task: str, rows: list[Row], out_png: Path, *, edges=(), caption: str =
     # fixed margins rather than tight_layout: the pixel size depends on rows x columns alone
     fig.subplots_adjust(left=0.01, right=0.99, bottom=0.01 * PANEL / height, top=1 - HEADER / height,
                         wspace=0.04, hspace=0.04)
-    palette = part_palette()
+    palette, spec = part_palette(), tasks.get(task)
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
@@ -197,12 +152,12 @@ def sheet(task: str, rows: list[Row], out_png: Path, *, edges=(), caption: str =
         axes[0, c].set_title(title, fontsize=8)
     for r, row in enumerate(rows):
         s = row.sample
-        _input(axes[r, 0], task, s)
+        spec.draw_input(axes[r, 0], s)
         axes[r, 0].text(0.03, 0.97, f"#{row.index}", transform=axes[r, 0].transAxes, va="top", fontsize=7,
                         color="white", bbox={"facecolor": "black", "alpha": 0.5, "pad": 1, "linewidth": 0})
-        _panel(axes[r, 1], task, s, None, palette, edges)
+        spec.draw(axes[r, 1], s, None, palette, edges)
         for c, title in enumerate(titles[2:], start=2):
-            _panel(axes[r, c], task, s, row.predictions[title], palette, edges)
+            spec.draw(axes[r, c], s, row.predictions[title], palette, edges)
     if caption:
         fig.suptitle(caption, fontsize=9, y=1 - 0.08 / height)
     buf = io.BytesIO()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from hcmoco.results.collect import TASK_METRICS, TASK_TITLES
 from hcmoco.results.stats import NA, Cell, cell
+from hcmoco.tasks import TASKS
 
 INIT_LABELS = {"scratch": "scratch (random init)", "imagenet": "ImageNet", "stage1": "stage 1 only",
                "sample": "sample-level (CMC)", "hcmoco": "HCMoCo", "hcmoco_nodense": "HCMoCo w/o dense",
@@ -21,14 +22,8 @@ ABLATION_ROWS = ["sample", "hcmoco_nodense", "hcmoco_nosparse", "hcmoco"]
 SETTING_LABELS = {"rgb->rgb": "RGB→RGB", "rgb->depth": "RGB→depth", "depth->depth": "depth→depth",
                   "depth->rgb": "depth→RGB", "rgbd->rgbd": "RGB-D", "rgbd->rgb": "RGB only",
                   "rgbd->depth": "depth only"}
-# METHOD.md section 6: the only cells of the paper's tables known here (percent)
-REFERENCES = [
-    {"task": "parsing", "dataset": "h36m", "init": "hcmoco", "metric": "miou", "fraction": f, "value": v,
-     "source": "leaderboard"} for f, v in ((1.0, 62.5), (0.2, 60.85), (0.1, 58.28), (0.01, 20.78))
-] + [  # detections on whole images (DensePose R-CNN); the crops of dataset densepose_coco use
-    # ground-truth boxes, a different setting, so this number only applies to a detector run
-    {"task": "densepose", "dataset": "densepose_coco_detection", "init": "hcmoco", "metric": "gps_ap",
-     "fraction": 1.0, "value": 67.77, "source": "leaderboard"}]
+# METHOD.md section 6: the only cells of the paper's tables known here (percent), from the task definitions
+REFERENCES = [{"task": name, **ref} for name, task in TASKS.items() for ref in task.references]
 
 
 @dataclass
@@ -108,7 +103,7 @@ def task_tables(records: list[dict], datasets: dict[str, str], frozen: bool = Fa
             name = task if i == 0 else f"{task}_{metric}"
             if frozen:
                 name = f"frozen_{name}"
-                head = "the A2J head" if task == "pose3d" else "a linear probe"
+                head = TASKS[task].frozen_head
                 t = Table(name, f"{TASK_TITLES[task]}, frozen backbone: {label} (%) on {dataset}",
                           f"Mean ± std over seeds (runs) of the test {label} of {head} trained on the frozen "
                           "backbone's features; the head is selected on validation.", "init",

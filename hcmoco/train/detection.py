@@ -1,11 +1,12 @@
-"""DensePose on whole images: DensePose R-CNN fine-tuning and its evaluation (the paper's setting).
+"""DensePose R-CNN: fine-tuning and evaluation of the DensePose task's whole-image variant (the paper's setting).
 
 A DensePose split of whole images (hcmoco.prepare.densepose_coco_detection: fields `boxes`,
-`dp_xy`, ...) makes the `densepose` task a two-stage detector: `build_detector` puts
-hcmoco.tasks.densepose_rcnn's Faster R-CNN + DensePose RoI head on the task's HRNet backbone, with
-the settings of `finetune.tasks.densepose.rcnn`; `detection_batch` turns samples into the
-detector's images and targets; `detect` gives the detections that hcmoco.train.task_eval scores
-like the dense head's (GPS / GPSm AP against the split's COCO-format ground truth).
+`dp_xy`, ...) selects the variant hcmoco.tasks.densepose.DensePoseRCNN, which uses these
+pieces: `build_detector` puts hcmoco.tasks.densepose_rcnn's Faster R-CNN + DensePose RoI head on
+the task's HRNet backbone, with the settings of `finetune.tasks.densepose.rcnn`;
+`detection_batch` turns samples into the detector's images and targets; `detect` gives the
+detections that the task scores like the dense head's (GPS / GPSm AP against the split's
+COCO-format ground truth).
 """
 from __future__ import annotations
 
@@ -26,10 +27,6 @@ DETECTION_FIELDS = ("rgb", "image_size", "boxes", "box_count", "dp_xy", "dp_uv",
 RCNN_KEY = "finetune.tasks.densepose.rcnn"
 # the images are normalised here and already at their final size (longer side = resolution)
 _FIXED = ("min_size", "max_size", "image_mean", "image_std", "num_classes")
-
-
-def is_detection_split(fields: dict) -> bool:
-    return "boxes" in fields and "dp_xy" in fields
 
 
 def detector_options(cfg: dict) -> dict:

@@ -5,8 +5,10 @@
         --backbone-file models/default/pretrain/hcmoco/rgb_backbone.pt \
         --out results/default/finetune/parsing/init~hcmoco/fraction~0.1/seed~0/metrics.json
 
-DensePose on a split of whole images (hcmoco.prepare.densepose_coco_detection) trains DensePose
-R-CNN on the backbone instead of the dense head (hcmoco.train.detection).
+The task is an object of hcmoco.tasks, in the variant its data picks (DensePose on a split of whole
+images, hcmoco.prepare.densepose_coco_detection, trains DensePose R-CNN on the backbone instead
+of the dense head). `fit` is the training loop itself, for any model and loss: the versatility
+experiments (hcmoco.train.versatility) and the frozen-feature heads (hcmoco.train.probe) run it too.
 
 The backbone is a fresh HRNet of the `pretrain.backbone` preset (`--init scratch`) or the
 task's modality backbone of a pre-training output, loaded strictly. A task head is trained for
@@ -15,7 +17,7 @@ max_steps]); the validation split (held-out training subjects) picks the best st
 `eval_every` steps, and only that state is evaluated on the test split. Writes the metrics
 JSON (`--out`), dvclive curves (`--curves`, default: `curves/` beside it) and
 `predictions.npz` beside the metrics: the selected state's predictions on the first test samples
-(hcmoco.train.task_eval.predict; the dense heads only, not DensePose R-CNN), for the report's
+(hcmoco.train.task_eval.predict; tasks that keep predictions, not DensePose R-CNN), for the report's
 qualitative sheets. Checkpoints every `checkpoint_every` steps go to `checkpoints/`, and a
 re-run resumes bit-identically.
 """
@@ -25,6 +27,8 @@ import io
 import json
 import math
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
@@ -33,50 +37,22 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from hcmoco import tasks
+from hcmoco.atomic import atomic_write_bytes, atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, task_domain
-from hcmoco.atomic import atomic_write_bytes, atomic_write_text
-from hcmoco.processed.shards import ProcessedSplit
-from hcmoco.processed.splits import fraction_file, load_split
 from hcmoco.errors import HcmocoError
 from hcmoco.models import CheckpointMismatchError, HRNet, HRNetConfig, load_backbone, read_backbone
+from hcmoco.processed.sampling import step_generator
+from hcmoco.processed.shards import ProcessedSplit
+from hcmoco.processed.splits import fraction_file, load_split
 from hcmoco.runlog import RunLog, git_revision, log_path_for
-from hcmoco.tasks import (A2JHead, DensePoseHead, SegmentationHead, a2j_loss, densepose_loss,
-                          depth_pixel_ratio, enet_class_weights, segmentation_loss)
+from hcmoco.tasks import enet_class_weights
 from hcmoco.train.curves import write_curves
-from hcmoco.train.detection import build_detector, detection_loss
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
 from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
-from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES, TASK_MODALITY, TaskData
+from hcmoco.train.task_data import TaskData
 from hcmoco.train.task_eval import PREDICTION_SAMPLES, eval_conventions, evaluate, finite, predict
-
-
-class TaskModel(nn.Module):
-    """HRNet backbone + the task's head; forward(input) -> the head's output at input size."""
-
-    def __init__(self, task: str, backbone: HRNet, cfg: dict, resolution: int, num_joints: int = 15):
-        super().__init__()
-        self.task, self.backbone = task, backbone
-        widths = backbone.out_channels
-        if task in ("parsing", "depth_parsing"):
-            self.head = SegmentationHead(widths, NUM_CLASSES)
-        elif task == "pose3d":
-            self.head = A2JHead(widths, num_joints, depth_scale=depth_pixel_ratio(resolution, DEPTH_HALF_WINDOW_M),
-                                channels=cfg["a2j_channels"], num_convs=cfg["a2j_convs"])
-        else:
-            self.head = DensePoseHead(widths)
-
-    def forward(self, x: torch.Tensor):
-        feats = self.backbone(x)
-        return self.head(feats) if self.task == "pose3d" else self.head(feats, tuple(x.shape[-2:]))
-
-
-def task_loss(model: TaskModel, out, batch: dict, cfg: dict, class_weights: torch.Tensor | None) -> torch.Tensor:
-    if model.task in ("parsing", "depth_parsing"):
-        return segmentation_loss(out, batch["parsing"], class_weights)
-    if model.task == "pose3d":
-        return a2j_loss(out, batch["target_xy"], batch["target_depth"], batch["visible"], model.head.depth_scale)
-    return densepose_loss(out, batch["part"], batch["u"], batch["v"], cfg["part_weight"], cfg["uv_weight"])
 
 
 def build_backbone(init: str, backbone_file: Path | None, preset: str, modality: str) -> HRNet:
@@ -116,11 +92,10 @@ def num_steps(cfg: dict, train_size: int) -> int:
 def draw(pool: np.ndarray, seed: int, step: int, batch_size: int) -> np.ndarray:
     """Sample indices of batch `step`: uniform with replacement from `pool`, a pure function of
     (seed, step), so a resumed run replays the same batches."""
-    gen = torch.Generator().manual_seed(seed * 1_000_003 + step)
-    return pool[torch.randint(len(pool), (batch_size,), generator=gen).numpy()]
+    return pool[torch.randint(len(pool), (batch_size,), generator=step_generator(seed, step)).numpy()]
 
 
-def _split(path: Path, task: str, data: ProcessedSplit | None = None) -> np.ndarray:
+def split_indices(path: Path, task: str, data: ProcessedSplit | None = None) -> np.ndarray:
     """The split file's indices, checked to index `data` (see load_split) and to be `task`'s."""
     indices = load_split(path, data)
     if (stored := json.loads(path.read_text()).get("task")) != task:
@@ -128,15 +103,70 @@ def _split(path: Path, task: str, data: ProcessedSplit | None = None) -> np.ndar
     return indices
 
 
-def _rank(record: dict) -> tuple[float, float]:
+def rank(record: dict) -> tuple[float, float]:
     """Model-selection order of a validation record: main metric, then the tiebreak; None last."""
     return tuple(-math.inf if record.get(k) is None else record[k] for k in ("val", "tiebreak"))
 
 
-def _set_train(model: nn.Module, backbone: HRNet, frozen: bool) -> None:
-    model.train()
-    if frozen:  # BN statistics belong to the backbone too: they must not move either
-        backbone.eval()
+@dataclass
+class Progress:
+    """Where a `fit` run stands: the next step, the per-step history, the validation records and
+    the best state so far (what a checkpoint holds besides the model and optimizer)."""
+
+    step: int = 0
+    history: list = field(default_factory=list)
+    evals: list = field(default_factory=list)
+    best: dict = field(default_factory=lambda: {"state": None, "step": None, "val": None, "tiebreak": None})
+
+
+def fit(model: nn.Module, optimizer: torch.optim.Optimizer, lrs: Sequence[float], loss_at: Callable[[int], torch.Tensor],
+        validate: Callable[[], dict], *, eval_every: int, train_mode: Callable[[], None] | None = None,
+        progress: Progress | None = None, save: Callable[[Progress], None] | None = None, save_every: int = 0,
+        stop_after: int | None = None, desc: str | None = None, eval_loss: bool = False,
+        on_eval: Callable[[int, dict, float], None] | None = None) -> Progress | None:
+    """The training loop: step s (of len(lrs)) sets the learning rate lrs[s], takes the loss
+    `loss_at(s)` and one optimizer step. Every `eval_every` steps and at the last, `validate()`
+    ({"val": main metric, "tiebreak": ...}) is recorded and the best state by `rank` kept; at the
+    end `model` holds it. `train_mode()` (default model.train()) puts the model back into
+    training after each validation. `save(progress)` every `save_every` steps before the last
+    (a checkpoint); a run resumed from `progress` replays nothing. `stop_after`: stop after that
+    step and return None (a simulated kill). eval_loss: the records carry the step's loss too."""
+    progress = progress or Progress()
+    train_mode = train_mode or model.train
+    steps = len(lrs)
+    train_mode()
+    steps_range = range(progress.step, steps)
+    bar = (tqdm(steps_range, initial=progress.step, total=steps, desc=desc, leave=False, mininterval=2.0)
+           if desc is not None else None)
+    for step in bar if bar is not None else steps_range:
+        for group in optimizer.param_groups:
+            group["lr"] = float(lrs[step])
+        loss = loss_at(step)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        progress.history.append({"step": step + 1, "lr": float(lrs[step]), "loss": loss.item()})
+        if bar is not None:
+            bar.set_postfix(loss=f"{progress.history[-1]['loss']:.3f}")
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            val = validate()
+            record = {"step": step + 1, "val": val["val"], "tiebreak": val.get("tiebreak")}
+            progress.evals.append({**record, "loss": progress.history[-1]["loss"]} if eval_loss else record)
+            if progress.best["state"] is None or rank(record) > rank(progress.best):
+                progress.best = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                                 **record}
+            train_mode()
+            if on_eval:
+                on_eval(step + 1, val, progress.history[-1]["loss"])
+        progress.step = step + 1
+        if save is not None and save_every and (step + 1) % save_every == 0 and step + 1 < steps:
+            save(progress)
+        if stop_after is not None and step + 1 >= stop_after:
+            return None
+    if bar is not None:
+        bar.close()
+    model.load_state_dict(progress.best["state"])
+    return progress
 
 
 def finetune(params: dict, task: str, init: str, fraction: float, seed: int, data_dir: Path, splits_dir: Path,
@@ -153,16 +183,14 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     train_data, test_data = TaskData(task, data_dir / "train"), TaskData(task, data_dir / "test")
     if train_data.domain != (domain := task_domain(params, task, "task")):
         raise HcmocoError(f"{data_dir}: domain {train_data.domain!r}, but task {task!r} uses {domain!r}")
+    spec = train_data.task  # the task in the variant of its data
     train_file = fraction_file(splits_dir, fraction, seed)
-    pool, val_idx = _split(train_file, task, train_data.split), _split(splits_dir / "val.json", task, train_data.split)
-    test_idx = _split(splits_dir / "test.json", task, test_data.split)
-    backbone = build_backbone(init, backbone_file, preset, TASK_MODALITY[task])
-    if train_data.detection:  # whole images: DensePose R-CNN on the backbone
-        model = build_detector(backbone, tcfg["rcnn"], train_data.resolution)
-        batch_size = tcfg["rcnn"]["batch_size"]
-    else:
-        model = TaskModel(task, backbone, tcfg, train_data.resolution, train_data.num_joints)
-        batch_size = cfg["batch_size"]
+    pool = split_indices(train_file, task, train_data.split)
+    val_idx = split_indices(splits_dir / "val.json", task, train_data.split)
+    test_idx = split_indices(splits_dir / "test.json", task, test_data.split)
+    backbone = build_backbone(init, backbone_file, preset, spec.modality)
+    model = spec.model(backbone, tcfg, train_data)
+    batch_size = spec.batch_size(cfg, tcfg)
     model.to(device, memory_format=torch.channels_last)
     precision, precision_why = resolve_precision(cfg["precision"], device, preset, train_data.resolution, batch_size)
     frozen = cfg["freeze_backbone"]
@@ -179,51 +207,46 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
                                  "seed": seed},
                            {"data": data_dir, "train": train_file, "val": splits_dir / "val.json",
                             "test": splits_dir / "test.json", "backbone": backbone_file}, "hcmoco.train.finetune")
-    start, history, evals, best = 0, [], [], {"state": None, "step": None, "val": None, "tiebreak": None}
+    progress = Progress()
     if (resumed := load_checkpoint(ckdir)) is not None:
         model.load_state_dict(resumed["model"])
         optimizer.load_state_dict(resumed["optimizer"])
-        start, history, evals, best = resumed["step"], resumed["history"], resumed["evals"], resumed["best"]
+        progress = Progress(resumed["step"], resumed["history"], resumed["evals"], resumed["best"])
         if log:
-            log.event("resumed", step=start, checkpoint=str(ckdir))
-    _set_train(model, backbone, frozen)
-    bar = tqdm(range(start, steps), initial=start, total=steps, desc=f"finetune {task} {init} {fraction:g}/{seed}",
-               leave=False, mininterval=2.0)
-    for step in bar:
+            log.event("resumed", step=progress.step, checkpoint=str(ckdir))
+    start = progress.step
+    conventions = eval_conventions(cfg)
+
+    def train_mode() -> None:
+        model.train()
+        if frozen:  # BN statistics belong to the backbone too: they must not move either
+            backbone.eval()
+
+    def loss_at(step: int) -> torch.Tensor:
         picked = draw(pool, seed, step, batch_size)
-        for group in optimizer.param_groups:
-            group["lr"] = float(lrs[step])
         with autocast(precision, device):
-            if train_data.detection:  # RPN / RoI sampling draws from torch's RNG: a pure function of the step
-                torch.manual_seed(seed * 1_000_003 + step)
-                loss = detection_loss(model, train_data.arrays(picked), device)
-            else:
-                batch = {k: v.to(device, non_blocking=True) for k, v in train_data.batch(picked).items()}
-                loss = task_loss(model, model(batch["input"]), batch, tcfg, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        history.append({"step": step + 1, "lr": float(lrs[step]), "loss": loss.item()})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.3f}")
-        if (step + 1) % cfg["eval_every"] == 0 or step + 1 == steps:
-            val = evaluate(task, model, train_data, val_idx, device=device, batch_size=cfg["eval_batch_size"],
-                           precision=precision, full=False, **eval_conventions(cfg))
-            evals.append({"step": step + 1, "val": val["value"], "tiebreak": val.get("tiebreak")})
-            if best["state"] is None or _rank(evals[-1]) > _rank(best):
-                best = {"state": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
-                        "step": step + 1, "val": val["value"], "tiebreak": val.get("tiebreak")}
-            _set_train(model, backbone, frozen)
-            if log:
-                log.event("val", step=step + 1, value=val["value"], loss=history[-1]["loss"])
-        if (step + 1) % cfg["checkpoint_every"] == 0 and step + 1 < steps:
-            save_checkpoint(ckdir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                                    "step": step + 1, "history": history, "evals": evals, "best": best})
-        if stop_after is not None and step + 1 >= stop_after:
-            return {"stopped_at": step + 1}
-    bar.close()
-    model.load_state_dict(best["state"])
-    test = evaluate(task, model, test_data, test_idx, device=device, batch_size=cfg["eval_batch_size"],
-                    precision=precision, full=True, **eval_conventions(cfg))
+            return spec.train_loss(model, train_data, picked, device, tcfg, weights, seed, step)
+
+    def validate() -> dict:
+        val = evaluate(spec, model, train_data, val_idx, device=device, batch_size=cfg["eval_batch_size"],
+                       precision=precision, full=False, **conventions)
+        return {"val": val["value"], "tiebreak": val.get("tiebreak")}
+
+    def save(p: Progress) -> None:
+        save_checkpoint(ckdir, {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                                "step": p.step, "history": p.history, "evals": p.evals, "best": p.best})
+
+    def on_eval(step: int, val: dict, loss: float) -> None:
+        if log:
+            log.event("val", step=step, value=val["val"], loss=loss)
+
+    if fit(model, optimizer, lrs, loss_at, validate, eval_every=cfg["eval_every"], train_mode=train_mode,
+           progress=progress, save=save, save_every=cfg["checkpoint_every"], stop_after=stop_after,
+           desc=f"finetune {task} {init} {fraction:g}/{seed}", on_eval=on_eval) is None:
+        return {"stopped_at": progress.step}
+    history, evals, best = progress.history, progress.evals, progress.best
+    test = evaluate(spec, model, test_data, test_idx, device=device, batch_size=cfg["eval_batch_size"],
+                    precision=precision, full=True, **conventions)
     metrics = finite({
         "task": task, "metric": test["metric"], "test": test["value"], "val": best["val"],
         "best_step": best["step"], "init": init, "fraction": fraction, "seed": seed,
@@ -238,8 +261,8 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
         write_curves(curves, records, "finetune", {"train": history, "val": evals})
     # before the metrics file: a cell that has one counts as finished (hcmoco.train.grid), so a kill
     # between the two writes must not leave a cell without its predictions
-    if not test_data.detection:  # DensePose R-CNN: per-box outputs, not drawn
-        shown = predict(task, model, test_data, np.sort(test_idx)[:PREDICTION_SAMPLES], device=device,
+    if spec.keeps_predictions:
+        shown = predict(spec, model, test_data, np.sort(test_idx)[:PREDICTION_SAMPLES], device=device,
                         precision=precision)
         buf = io.BytesIO()
         np.savez_compressed(buf, **shown)
@@ -247,6 +270,15 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     atomic_write_text(out, json.dumps(metrics, indent=1))
     clear_checkpoints(ckdir)
     return metrics
+
+
+# the names hcmoco.train.probe, frozen and features read
+_split, _rank = split_indices, rank
+
+
+def task_loss(model: nn.Module, out, batch: dict, cfg: dict, class_weights: torch.Tensor | None) -> torch.Tensor:
+    """The loss of `model` (its `task` and `head`) on `batch`: Task.loss."""
+    return tasks.get(model.task).loss(model.head, out, batch, cfg, class_weights)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

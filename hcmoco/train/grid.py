@@ -13,15 +13,19 @@ One job per (task, init): scratch jobs need no pre-training, so they run while i
 process runs the cells in turn: torch starts once per job rather than once per cell, which is
 most of a cell's cost at small sizes. Finished cells are kept in a staging folder under
 `checkpoints/` (keyed by the computation) and the output directory appears complete at the
-end, so a killed job resumes at the cell, and within it at the last checkpoint.
+end, so a killed job resumes at the cell, and within it at the last checkpoint: `run_plan`, the
+cell runner the frozen protocol and the versatility experiments use too.
 """
 from __future__ import annotations
 
 import argparse
 import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from hcmoco import tasks
 from hcmoco.atomic import atomic_directory
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.config import ParamsError, cell_dir, domain_dir, finetune_cells, task_domain
@@ -29,36 +33,71 @@ from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.finetune import finetune
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
-from hcmoco.train.task_data import TASK_MODALITY
 
 
 def backbone_file(pretrained: Path, init: str, task: str) -> Path | None:
     """None for scratch, else the task's modality backbone of the pre-training output `init`."""
-    return None if init == "scratch" else pretrained / init / f"{TASK_MODALITY[task]}_backbone.pt"
+    return None if init == "scratch" else pretrained / init / f"{tasks.get(task).modality}_backbone.pt"
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a job: its folder in the output (`name`, e.g. fraction~0.1/seed~0), its metrics
+    file `target` staged under `staging` (a resume.checkpoint_dir; the target's folder is
+    published), and what identifies it in the log."""
+
+    name: str
+    target: Path
+    staging: Path
+    keys: dict
+
+
+def run_plan(cells: list[Cell], compute: Callable[[Cell], dict], out: Path, label: str,
+             log: RunLog | None = None, report: Callable[[Cell, dict], None] | None = None) -> list[dict]:
+    """The cell runner of a job: `compute(cell)` (which writes `cell.target`) for every cell whose
+    metrics file is not staged yet, then `report(cell, metrics)`; once all are there, each cell's
+    folder is copied to `<out>/<cell.name>` atomically (the output appears complete or not at
+    all) and the staging folders are cleared. Finished cells survive a kill in their staging
+    folder, so a re-run resumes at the cell. The new cells' metrics."""
+    results = []
+    for i, c in enumerate(cells):
+        print(f"[{i + 1}/{len(cells)}] {label} {c.name.replace('/', ' ')}", flush=True)
+        if c.target.is_file():  # finished before a kill: kept
+            if log:
+                log.event("cell_reused", **c.keys)
+            continue
+        metrics = compute(c)
+        results.append(metrics)
+        if report:
+            report(c, metrics)
+    with atomic_directory(out) as tmp:
+        for c in cells:
+            shutil.copytree(c.target.parent, tmp / c.name)
+    for staging in dict.fromkeys(c.staging for c in cells):
+        clear_checkpoints(staging)
+    return results
+
+
+def fraction_cells(staging: Path, init: str, cells) -> list[Cell]:
+    """The Cells of (fraction, seed) pairs of one init, named fraction~F/seed~S."""
+    return [Cell(f"fraction~{f:g}/seed~{s}", cell_dir(staging, init, s, f) / "metrics.json", staging,
+                 {"init": init, "fraction": f, "seed": s}) for f, s in cells]
+
+
+def report_cell(log: RunLog | None) -> Callable[[Cell, dict], None]:
+    """Logs a fine-tuning or frozen cell's result."""
+    def report(c: Cell, metrics: dict) -> None:
+        if log:
+            log.event("cell", **{k: metrics[k] for k in ("init", "fraction", "seed", "metric", "test", "val", "seconds")})
+    return report
 
 
 def run_cells(plan: list[tuple[float, int, Path]], compute, out: Path, staging: Path, label: str, init: str,
               log: RunLog | None = None) -> list[dict]:
-    """Run `compute(fraction, seed, target)` (which writes the metrics file `target`) for every
-    cell of `plan` = [(fraction, seed, target under `staging`)] whose target is not there yet;
-    then copy each cell's folder to `<out>/fraction~F/seed~S` atomically and clear `staging`.
-    Finished cells survive a kill in `staging`, so a re-run resumes at the cell."""
-    results = []
-    for i, (fraction, seed, target) in enumerate(plan):
-        print(f"[{i + 1}/{len(plan)}] {label} fraction~{fraction:g} seed~{seed}", flush=True)
-        if target.is_file():  # finished before a kill: kept
-            if log:
-                log.event("cell_reused", init=init, fraction=fraction, seed=seed)
-            continue
-        metrics = compute(fraction, seed, target)
-        results.append(metrics)
-        if log:
-            log.event("cell", **{k: metrics[k] for k in ("init", "fraction", "seed", "metric", "test", "val", "seconds")})
-    with atomic_directory(out) as tmp:
-        for fraction, seed, target in plan:
-            shutil.copytree(target.parent, tmp / f"fraction~{fraction:g}" / f"seed~{seed}")
-    clear_checkpoints(staging)
-    return results
+    """run_plan over [(fraction, seed, staged target)] with compute(fraction, seed, target)."""
+    cells = fraction_cells(staging, init, [(f, s) for f, s, _ in plan])
+    return run_plan(cells, lambda c: compute(c.keys["fraction"], c.keys["seed"], c.target), out, label, log,
+                    report_cell(log))
 
 
 def run_grid(params: dict, task: str, init: str, pretrained: Path, data: Path, splits: Path, out: Path,
@@ -69,13 +108,13 @@ def run_grid(params: dict, task: str, init: str, pretrained: Path, data: Path, s
     staging = checkpoint_dir(out, {"finetune": params["finetune"], "preset": params["pretrain"]["backbone"],
                                    "task": task, "init": init},
                              {"data": data, "splits": splits, "backbone": weights}, "hcmoco.train.grid")
-    plan = [(f, s, cell_dir(staging, init, s, f) / "metrics.json") for f, s in finetune_cells(params, init, task)]
 
-    def compute(fraction: float, seed: int, target: Path) -> dict:
-        return finetune(params, task, init, fraction, seed, data, splits, weights, target, target.with_name("curves"),
-                        log)
+    def compute(c: Cell) -> dict:
+        return finetune(params, task, init, c.keys["fraction"], c.keys["seed"], data, splits, weights, c.target,
+                        c.target.with_name("curves"), log)
 
-    return run_cells(plan, compute, out, staging, f"{task} init~{init}", init, log)
+    return run_plan(fraction_cells(staging, init, finetune_cells(params, init, task)), compute, out,
+                    f"{task} init~{init}", log, report_cell(log))
 
 
 def job_parser(description: str, section: str) -> argparse.ArgumentParser:

@@ -15,12 +15,12 @@ For scratch (random weights) and each of `versatility.inits` (`<pretrained>/<ini
 per seed: `versatility.fraction` of the task's training split, `versatility.steps` steps, the
 state with the best validation mIoU in the training condition (labels of the source modality;
 RGB-D) is tested. Writes `<out>/init~I/seed~S/metrics.json`; finished runs survive a kill
-(staged under checkpoints/), the output directory appears complete at the end.
+(staged under checkpoints/), the output directory appears complete at the end (the grid's cell
+runner, hcmoco.train.grid.run_plan). The task is the registry's VERSATILITY (hcmoco.tasks).
 """
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Sequence
@@ -30,7 +30,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hcmoco.atomic import atomic_directory, atomic_write_text
+from hcmoco import tasks
+from hcmoco.atomic import atomic_write_text
 from hcmoco.cli_common import base_parser, run_cli
 from hcmoco.processed.keypoints import COMMON_JOINTS
 from hcmoco.processed.shards import ProcessedSplit
@@ -38,17 +39,16 @@ from hcmoco.processed.splits import fraction_file
 from hcmoco.processed.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
 from hcmoco.eval import SegmentationMeter
-from hcmoco.models.checkpoint import load_model_file, load_state_exact
+from hcmoco.models import MODEL_FILE, build_model, load_pretrained
 from hcmoco.runlog import RunLog, git_revision, log_path_for
 from hcmoco.tasks import enet_class_weights, label_counts, segmentation_loss
-from hcmoco.train.finetune import _split, draw
-from hcmoco.train.pretrain import build_model
-from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
+from hcmoco.tasks.parsing import NUM_CLASSES
+from hcmoco.train.finetune import draw, fit, split_indices
+from hcmoco.train.grid import Cell, run_plan
+from hcmoco.train.resume import checkpoint_dir
 from hcmoco.train.runtime import cosine_schedule, seed_everything, select_device
-from hcmoco.train.task_data import NUM_CLASSES
 
 EXPERIMENTS = ("crossmodal", "missing")
-TASK = "depth_parsing"  # the parsing task whose domain holds RGB, depth and labels
 FIELDS = ("rgb", "depth", "parsing")
 
 
@@ -75,13 +75,10 @@ class DenseParser(nn.Module):
 
 
 def load_parser(params: dict, model_dir: str) -> DenseParser:
-    model = build_model(params["pretrain"], len(COMMON_JOINTS))
-    if model_dir != "scratch":
-        path = Path(model_dir) / "model.pt"
-        if not path.is_file():
-            raise HcmocoError(f"{path}: pre-trained model not found")
-        load_state_exact(model, load_model_file(path)["model"], path)
-    return DenseParser(model)
+    """Scratch (random weights of the params' model) or the pre-training output `model_dir`."""
+    if model_dir == "scratch":
+        return DenseParser(build_model(params["pretrain"], len(COMMON_JOINTS)))
+    return DenseParser(load_pretrained(model_dir, len(COMMON_JOINTS), params["pretrain"]))
 
 
 def read(split: ProcessedSplit, indices: np.ndarray) -> dict[str, torch.Tensor]:
@@ -127,7 +124,8 @@ def frozen_embeddings(net: DenseParser, split: ProcessedSplit, pool: np.ndarray,
 def train(net: DenseParser, split: ProcessedSplit, pool: np.ndarray, val: np.ndarray, modalities: Sequence[str],
           cfg: dict, seed: int, weights: torch.Tensor | None, cache: dict | None = None) -> tuple[float, int]:
     """Train end to end, or the classifier only on the frozen embeddings `cache`
-    (frozen_embeddings); keep the best validation state; (val mIoU, step)."""
+    (frozen_embeddings), with fine-tuning's loop (hcmoco.train.finetune.fit); keep the best
+    validation state; (val mIoU, step)."""
     frozen = cache is not None
     params = list(net.classifier.parameters()) if frozen else list(net.parameters())
     net.requires_grad_(False)
@@ -135,35 +133,30 @@ def train(net: DenseParser, split: ProcessedSplit, pool: np.ndarray, val: np.nda
         p.requires_grad_(True)
     opt = torch.optim.AdamW(params, lr=cfg["lr"], weight_decay=cfg["weight_decay"])
     lrs = cosine_schedule(cfg["lr"], cfg["lr_min"], cfg["steps"])
-    best = (-1.0, 0, None)
-    for step in range(cfg["steps"]):
-        net.train(not frozen)
+
+    def loss_at(step: int) -> torch.Tensor:
         rows = draw(np.arange(len(pool)), seed, step, cfg["batch_size"])
-        labels = read(split, pool[rows])["parsing"] if frozen else None
         if frozen:
+            labels = read(split, pool[rows])["parsing"]
             (m,) = modalities
             logits = net.classify(cache["train"][m][torch.from_numpy(rows)], tuple(labels.shape[-2:]))
         else:
             batch = read(split, pool[rows])
             labels, logits = batch["parsing"], net({m: batch[m] for m in modalities})
-        for group in opt.param_groups:
-            group["lr"] = float(lrs[step])
-        loss = segmentation_loss(logits, labels, weights)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        if (step + 1) % cfg["eval_every"] == 0 or step + 1 == cfg["steps"]:
-            score = miou(net, split, val, modalities, cfg["miou"], cache=cache["val"] if frozen else None)
-            if score > best[0]:
-                best = (score, step + 1, {k: v.detach().clone() for k, v in net.state_dict().items()})
-    net.load_state_dict(best[2])
-    return best[0], best[1]
+        return segmentation_loss(logits, labels, weights)
+
+    def validate() -> dict:
+        return {"val": miou(net, split, val, modalities, cfg["miou"], cache=cache["val"] if frozen else None)}
+
+    best = fit(net, opt, lrs, loss_at, validate, eval_every=cfg["eval_every"],
+               train_mode=lambda: net.train(not frozen)).best
+    return best["val"], best["step"]
 
 
 def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, splits: Path, seed: int) -> dict:
     started = time.perf_counter()
     vs, ft = params["versatility"], params["finetune"]
-    task = TASK
+    task = tasks.VERSATILITY.name
     cfg = {**vs, "weight_decay": ft["weight_decay"], "lr_min": ft["lr_min"], "miou": ft["miou"]}
     select_device(ft["device"])  # the experiments run on CPU tensors; a bad device string still fails
     seed_everything(seed)
@@ -171,8 +164,9 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
     for split in (train_split, test_split):
         if missing := [f for f in FIELDS if f not in split.fields]:
             raise HcmocoError(f"{split.path / 'index.json'}: versatility needs field(s) {', '.join(missing)}")
-    pool = _split(fraction_file(splits, vs["fraction"], seed), task, train_split)
-    val, test = _split(splits / "val.json", task, train_split), _split(splits / "test.json", task, test_split)
+    pool = split_indices(fraction_file(splits, vs["fraction"], seed), task, train_split)
+    val = split_indices(splits / "val.json", task, train_split)
+    test = split_indices(splits / "test.json", task, test_split)
     weights = None
     if ft["tasks"][task].get("class_weights") == "enet":
         weights = enet_class_weights(label_counts(train_split.take(pool, ["parsing"])["parsing"], NUM_CLASSES))
@@ -192,7 +186,7 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
         selection["rgbd"] = train(net, train_split, pool, val, ["rgb", "depth"], cfg, seed, weights)
         for name, modalities in (("rgbd", ["rgb", "depth"]), ("rgb", ["rgb"]), ("depth", ["depth"])):
             results[f"rgbd->{name}"] = miou(net, test_split, test, modalities, cfg["miou"])
-    return {"experiment": experiment, "task": task, "metric": "miou", "init": init, "seed": seed,
+    return {"experiment": experiment, "task": task, "metric": tasks.VERSATILITY.metric, "init": init, "seed": seed,
             "fraction": vs["fraction"], "results": results,
             "selection": {k: {"val": v, "step": s} for k, (v, s) in selection.items()},
             "train_size": len(pool), "val_size": len(val), "test_size": len(test), "steps": vs["steps"],
@@ -202,30 +196,31 @@ def run_seed(params: dict, experiment: str, init: str, model: str, data: Path, s
 def run(params: dict, experiment: str, pretrained: Path, data: Path, splits: Path, out: Path,
         log: RunLog | None = None) -> None:
     torch.set_num_threads(params["finetune"]["threads"])
-    plan = []  # (init, model, seed, staged metrics path)
+    cells = []
     for init in ["scratch", *params["versatility"]["inits"]]:
         model = "scratch" if init == "scratch" else str(pretrained / init)
-        weights = None if init == "scratch" else pretrained / init / "model.pt"
+        weights = None if init == "scratch" else pretrained / init / MODEL_FILE
         if weights is not None and not weights.is_file():
             raise HcmocoError(f"{weights}: pre-trained model not found (versatility.inits names {init!r})")
         staging = checkpoint_dir(out / f"init~{init}", {
             "versatility": params["versatility"], "finetune": params["finetune"], "pretrain": params["pretrain"],
             "experiment": experiment, "init": init}, {"data": data, "splits": splits, "model": weights}, "hcmoco.train.versatility")
-        plan += [(init, model, seed, staging / f"seed~{seed}" / "metrics.json") for seed in params["versatility"]["seeds"]]
-    for init, model, seed, target in plan:
-        if target.is_file():
-            continue
-        metrics = run_seed(params, experiment, init, model, data, splits, seed)
-        atomic_write_text(target, json.dumps(metrics, indent=1))
-        print(f"{experiment} init~{init} seed~{seed}: " +
+        cells += [Cell(f"init~{init}/seed~{seed}", staging / f"seed~{seed}" / "metrics.json", staging,
+                       {"init": init, "model": model, "seed": seed}) for seed in params["versatility"]["seeds"]]
+
+    def compute(c: Cell) -> dict:
+        metrics = run_seed(params, experiment, c.keys["init"], c.keys["model"], data, splits, c.keys["seed"])
+        atomic_write_text(c.target, json.dumps(metrics, indent=1))
+        return metrics
+
+    def report(c: Cell, metrics: dict) -> None:
+        print(f"{experiment} init~{c.keys['init']} seed~{c.keys['seed']}: " +
               ", ".join(f"{k} {v:.3f}" for k, v in metrics["results"].items()), flush=True)
         if log:
-            log.event("run", init=init, seed=seed, results=metrics["results"], seconds=metrics["seconds"])
-    with atomic_directory(out) as tmp:
-        for init, _, seed, target in plan:
-            shutil.copytree(target.parent, tmp / f"init~{init}" / f"seed~{seed}")
-    for *_, target in plan:
-        clear_checkpoints(target.parents[1])
+            log.event("run", init=c.keys["init"], seed=c.keys["seed"], results=metrics["results"],
+                      seconds=metrics["seconds"])
+
+    run_plan(cells, compute, out, experiment, log, report)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

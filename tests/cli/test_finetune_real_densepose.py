@@ -11,10 +11,10 @@ from hcmoco.config import load_params
 from hcmoco.processed.splits import write_splits
 from hcmoco.prepare import densepose_coco_detection
 from hcmoco.prepare.densepose_coco_real import prepare
-from hcmoco.tasks import IGNORE_INDEX, point_targets
+from hcmoco.tasks import IGNORE_INDEX, densepose, point_targets
 from hcmoco.train import finetune as ft
 from hcmoco.train.detection import DETECTION_FIELDS
-from hcmoco.train.task_data import SPARSE_DENSEPOSE_FIELDS, TaskData
+from hcmoco.train.task_data import TaskData
 from tests.cli.conftest import REPO
 from tests.fixtures.raw_formats import write_densepose
 from tests.unit.test_densepose_geodesic import write_data
@@ -67,7 +67,8 @@ def _prepared_run(tmp_path, monkeypatch, preprocessor: str, resolution: int, fin
 
 def test_densepose_coco_fine_tunes_and_scores_with_geodesics(tmp_path, monkeypatch):
     metrics = _prepared_run(tmp_path, monkeypatch, "densepose_coco_real", 48, {"batch_size": 2})
-    assert TaskData("densepose", tmp_path / "processed/train").fields == SPARSE_DENSEPOSE_FIELDS
+    data = TaskData("densepose", tmp_path / "processed/train")
+    assert data.task is densepose.SPARSE and data.fields == densepose.SPARSE_FIELDS
     assert metrics["metric"] == "gps_ap" and metrics["test_size"] == 1
     details = metrics["test_details"]
     assert {"gps", "gpsm", "mean_gps"} <= set(details) and 0.0 <= details["mean_gps"] <= 1.0
@@ -83,7 +84,7 @@ def test_densepose_coco_whole_images_train_densepose_rcnn(tmp_path, monkeypatch)
     metrics = _prepared_run(tmp_path, monkeypatch, "densepose_coco_detection", 64,
                             {"min_steps": 3, "max_steps": 3, "eval_every": 3, "tasks": {"densepose": {"rcnn": rcnn}}})
     data = TaskData("densepose", tmp_path / "processed/train")
-    assert data.detection and data.fields == DETECTION_FIELDS
+    assert data.task is densepose.RCNN and not data.task.keeps_predictions and data.fields == DETECTION_FIELDS
     assert metrics["metric"] == "gps_ap" and metrics["steps"] == 3 and metrics["batch_size"] == 1
     details = metrics["test_details"]
     assert details["setting"] == "detection" and details["num_samples"] == 1

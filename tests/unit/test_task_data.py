@@ -10,8 +10,9 @@ from hcmoco.config import load_params
 from hcmoco.synth.generate import generate_domain
 from hcmoco.processed.transforms import normalise_depth, normalise_rgb
 from hcmoco.errors import HcmocoError
-from hcmoco.tasks import anchor_grid, uvd_to_xyz_mm
-from hcmoco.train.task_data import NUM_CLASSES, TaskData
+from hcmoco.tasks import anchor_grid, densepose, uvd_to_xyz_mm
+from hcmoco.tasks.parsing import NUM_CLASSES
+from hcmoco.train.task_data import TaskData
 from hcmoco.train.task_eval import evaluate
 from tests.conftest import REPO
 
@@ -90,7 +91,7 @@ def test_class_counts_and_densepose_annotations_of_a_subset(data):
     counts = td.class_counts(idx, chunk=2)
     assert counts.shape == (NUM_CLASSES,) and counts.sum() == 3 * 32 * 32
     assert counts[0] == (td.split.take(idx, ["parsing"])["parsing"] == 0).sum()
-    gt = TaskData("densepose", data / "synth_densepose/train").densepose_gt(idx)
+    gt = densepose.ground_truth(TaskData("densepose", data / "synth_densepose/train"), idx)
     assert [im["id"] for im in gt["images"]] == [1, 4, 7]
     assert {a["image_id"] for a in gt["annotations"]} <= {1, 4, 7}
 
