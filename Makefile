@@ -5,7 +5,7 @@ PROFILE ?= default
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results dvc-pipeline push pull
+.PHONY: venv reproduce smoke test test-fast report readme-results lint clean-results dvc-pipeline dvc-yaml push pull
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
@@ -32,6 +32,10 @@ lint: venv
 
 report: venv
 	snakemake --config profile=$(PROFILE) --report results/$(PROFILE)/report.html
+
+# The root dvc.yaml from the stage table hcmoco/stages.py (after changing a stage or a module's imports)
+dvc-yaml: venv
+	python -m hcmoco.stages --write
 
 # Snakemake's plan for PROFILE as a DVC pipeline: workflow/dvc/$(PROFILE)/dvc.yaml (`dvc repro` it);
 # a numeric CORES sets the threads written into the commands.

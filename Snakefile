@@ -32,4 +32,5 @@ rule all:
         frozen=expand(rules.frozen.output.runs, task=FROZEN_TASKS, init=FROZEN_INITS),
         versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
         tables=rules.aggregate.output.tables,
+        jobs=rules.jobs.output.csv,  # runtime and peak memory of every job (Snakemake-only)
     default_target: True

@@ -1,13 +1,14 @@
-"""Write a profile's Snakemake DAG as a DVC pipeline: one DVC stage per Snakemake job.
+"""Write a profile's DAG as a DVC pipeline: one DVC stage per Snakemake job.
 
     python -m hcmoco.dvc_export --profile paper            # -> workflow/dvc/paper/dvc.yaml
     dvc repro workflow/dvc/paper/dvc.yaml
 
 The root dvc.yaml is templated on the base parameters (DVC's templating cannot see a profile
-overlay), so it drives the SynthHuman profiles only. This module takes Snakemake's own plan for a
-profile (`snakemake -n -p --forceall --config profile=<name>`) and writes it out with every value
-literal, so DVC runs, caches and pushes the profile's fetch manifests, processed data, splits,
-models and results.
+overlay), so it drives the SynthHuman profiles only. This module writes a profile's pipeline
+from the stage table hcmoco/stages.py, the one Snakemake's rules read: the jobs the `all` rule
+requests for the profile (`planned_jobs`), each with the command, inputs and outputs its rule
+gets for that job, the params keys it reads, its metrics and plots, every value literal, so DVC
+runs, caches and pushes the profile's fetch manifests, processed data, splits, models and results.
 
 How each job becomes a stage:
 
@@ -17,22 +18,24 @@ How each job becomes a stage:
   and the deps, params keys and outs that differ between jobs, all literal. Where members have
   different numbers of differing deps (or params keys), the shorter ones repeat an entry (DVC
   accepts a repeated dep).
-- cmd: Snakemake's shell command; `{threads}` is the dry run's value (1 unless `--cores`).
+- cmd: the rule's shell command as Snakemake formats it; `{threads}` is the rule's threads, at
+  most `--cores` (1 when not given, as in a dry run).
 - wdir: the repository root, relative to the written file; deps, outs and params are relative
   to it.
-- deps: Snakemake's inputs; a file inside another stage's output folder is replaced by that
+- deps: the rule's inputs (an input no job makes must exist: the user-placed ImageNet weights,
+  for one); a file inside another stage's output folder is replaced by that
   folder (DVC hashes folders as a whole). Code files stay single files.
-- outs: Snakemake's outputs (`log:` files are left out); a file the root dvc.yaml declares as a
-  metric or plot of the same rule is declared the same way. A fetch job's output is
+- outs: Snakemake's outputs (`log:` and `benchmark:` files are left out); an output the stage
+  table (hcmoco/stages.py) marks as a metric is declared as one. A fetch job's output is
   `data/raw/<name>/MANIFEST.json` (each file's checksums), not the folder: DVC deletes an output
   before its stage runs, and the folder holds resumable downloads and hand-placed licensed data.
-- params: the keys the root dvc.yaml's stage of the same rule tracks, with
-  `params/profiles/<profile>.yaml` as the overlay file. A key that a file does not hold is left
-  out for that file, since DVC fails on an absent key (e.g. `real.datasets.<name>` is in the
-  overlay only). Rules without a root stage (PROFILE_ONLY_PARAMS): `prepare` tracks
-  `real.resolution` and `real.datasets.<dataset>`, the keys of its Snakemake `values` digest,
-  so a change reruns that dataset only; `fetch` and `imagenet_init` track none, as their inputs
-  are the registry's files and the user-placed weights.
+- params: the keys the stage table says the rule reads, in params/params.yaml and in
+  `params/profiles/<profile>.yaml` (by their top-level sections, or by the keys themselves for
+  `prepare`, so a change reruns that dataset only). A key that a file does not hold is left out
+  for that file, since DVC fails on an absent key (e.g. `real.datasets.<name>` is in the overlay
+  only). `fetch` and `imagenet_init` track none: their inputs are the registry's files and the
+  user-placed weights.
+- plots: the table's plot definitions of the files this pipeline writes.
 
 A profile whose outputs the root dvc.yaml already writes (`default`) is refused: DVC does not
 allow two stages with one output.
@@ -53,24 +56,16 @@ from typing import Any, Iterable, Sequence
 import yaml
 
 from hcmoco.atomic import atomic_write_text
+from hcmoco import stages as table
 from hcmoco.config import DEFAULT_PARAMS, load_params, profile_path
 from hcmoco.errors import HcmocoError
 
 ROOT_DVC = Path("dvc.yaml")
-# Params of rules that have no stage in the root dvc.yaml: {rule: {file: [keys]}}; `{profile}`
-# is the overlay file, `{<wildcard>}` the job's wildcard value.
-PROFILE_ONLY_PARAMS: dict[str, dict[str, list[str]]] = {
-    "prepare": {str(DEFAULT_PARAMS): ["real.resolution", "real.datasets.{dataset}"],
-                "{profile}": ["real.resolution", "real.datasets.{dataset}"]},
-    "fetch": {},
-    "imagenet_init": {},
-}
-_EXPR = re.compile(r"\$\{\s*([^}]*?)\s*\}")
 
 
 @dataclass
 class Job:
-    """One job of Snakemake's dry run."""
+    """One job of the profile's DAG."""
     rule: str
     wildcards: dict[str, str] = field(default_factory=dict)
     inputs: list[str] = field(default_factory=list)
@@ -93,169 +88,65 @@ def default_out(profile: str) -> Path:
     return Path("workflow") / "dvc" / profile / "dvc.yaml"
 
 
-# --- Snakemake's plan -----------------------------------------------------------------------
+# --- the plan: the table's jobs with the values Snakemake's rules get --------------------------
 
-def snakemake_plan(profile: str, cores: int | None = None) -> list[Job]:
-    """Dry-run the whole DAG for `profile` (from the repo root) and parse its jobs."""
-    cmd = ["snakemake", "-n", "-p", "--nocolor", "--forceall", "--config", f"profile={profile}"]
-    if cores is not None:
-        cmd[1:1] = ["--cores", str(cores)]
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    try:
-        out = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    except FileNotFoundError:
-        raise HcmocoError("snakemake: not found on PATH (make venv installs it)") from None
-    text = out.stdout + "\n" + out.stderr
-    if out.returncode != 0:
-        raise HcmocoError(f"`{' '.join(cmd)}` failed: {_snakemake_error(text)}")
-    jobs = [job for job in parse_plan(text) if job.cmd is not None]
-    if not jobs:
-        raise HcmocoError(f"`{' '.join(cmd)}`: no job with a shell command in the plan")
+class _Wildcards(dict):
+    """A job's wildcards as Snakemake hands them to input and params functions."""
+
+    def __getattr__(self, name: str) -> str:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+
+def _flat(value: Any, wildcards: _Wildcards) -> list[str]:
+    """An input's paths for one job: a function called, `{wildcard}` filled in."""
+    value = value(wildcards) if callable(value) else value
+    values = value if isinstance(value, (list, tuple)) else [value]
+    return [table.path(str(v), "", wildcards) for v in values]
+
+
+def _format(cmd: str, values: dict[str, Any], rule: str) -> str:
+    """Snakemake's formatting of a shell command: `{input.x}` etc., a list joined by spaces."""
+    def fill(match: re.Match) -> str:
+        kind, _, name = match.group(1).partition(".")
+        value = values.get(kind)
+        if name:
+            value = value.get(name) if isinstance(value, dict) else None
+        if value is None:
+            raise HcmocoError(f"rule {rule}: {{{match.group(1)}}} in its command has no value")
+        return " ".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)
+    return re.sub(r"\{(\w+(?:\.\w+)?)\}", fill, cmd)
+
+
+def table_plan(profile: str, cores: int | None = None) -> list[Job]:
+    """Every job of the profile's DAG (hcmoco.stages.planned_jobs, what the `all` rule requests)
+    with the command, inputs and outputs Snakemake's rules get from the stage table; `{threads}`
+    is the rule's threads, at most `cores` (1 when not given, as in Snakemake's dry run)."""
+    params = load_params(DEFAULT_PARAMS, profile)
+    rules = table.snakemake_rules(params, profile)
+    jobs = []
+    for name, wildcards in table.planned_jobs(params):
+        rule, wc = rules[name], _Wildcards(wildcards)
+        inputs = [p for value in rule.input.values() for p in _flat(value, wc)]
+        outputs = [table.path(o, profile, wildcards) for o in rule.output.values()]
+        values = {"input": {k: _flat(v, wc) for k, v in rule.input.items()},
+                  "output": dict(zip(rule.output, outputs)),
+                  "params": {k: v(wc) if callable(v) else v for k, v in rule.params.items()},
+                  "wildcards": wildcards, "log": table.path(rule.log, profile, wildcards),
+                  "threads": min(rule.threads, cores or 1)}
+        jobs.append(Job(name, dict(wildcards), inputs, outputs, _format(rule.shell, values, name)))
+    made = [o for job in jobs for o in job.outputs]
+    for job in jobs:  # what no job makes must be there (user-placed data, the code)
+        missing = [p for p in job.inputs if not Path(p).exists()
+                   and not any(p == o or p.startswith(o + "/") for o in made)]
+        if missing:
+            raise HcmocoError(f"Missing input files for rule {job.rule}: {', '.join(missing)}")
     return jobs
 
 
-def _snakemake_error(text: str) -> str:
-    """The key line of a failed dry run: missing inputs with their files, else the error line."""
-    lines = text.splitlines()
-    for i, line in enumerate(lines):
-        if line.startswith("Missing input files for rule"):
-            files = []
-            for follow in lines[i + 1:]:
-                if follow.startswith("        "):
-                    files.append(follow.strip())
-                elif not follow.startswith("    "):
-                    break
-            return f"{line.rstrip(':')}: {', '.join(files)}" if files else line
-    for line in lines:
-        if line.startswith("error: "):
-            return line[len("error: "):]
-    for i, line in enumerate(lines):
-        if re.match(r"\w*(Error|Exception)\b", line):
-            rest = next((x.strip() for x in lines[i + 1:] if x.strip()), "")
-            return f"{line.strip()} {rest}".strip()
-    return next((x.strip() for x in reversed(lines) if x.strip()), "no output")
-
-
-def parse_plan(text: str) -> list[Job]:
-    """Jobs of `snakemake -n -p --nocolor` output; `cmd` is None for jobs without a shell command."""
-    jobs: list[Job] = []
-    current: Job | None = None
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        if line.startswith(("rule ", "localrule ")) and line.rstrip().endswith(":"):
-            current = Job(rule=line.split()[1].rstrip(":"))
-        elif current is not None and line.startswith("    input: "):
-            current.inputs = line[len("    input: "):].split(", ")
-        elif current is not None and line.startswith("    output: "):
-            current.outputs = line[len("    output: "):].split(", ")
-        elif current is not None and line.startswith("    wildcards: "):
-            pairs = (p.split("=", 1) for p in line[len("    wildcards: "):].split(", "))
-            current.wildcards = {k: v for k, v in pairs}
-        elif current is not None and line.startswith("Shell command: "):
-            body = [line[len("Shell command: "):]]
-            while i + 1 < len(lines) and lines[i + 1].strip() and body[0] != "None":
-                i += 1
-                body.append(lines[i])
-            cmd = "\n".join(body).strip()
-            current.cmd = None if cmd == "None" else cmd
-            jobs.append(current)
-            current = None
-        i += 1
-    return jobs
-
-
-# --- the root dvc.yaml: params keys, metrics and plots per rule --------------------------------
-
-def _lookup(ctx: dict, expr: str, where: str) -> Any:
-    value: Any = ctx
-    for part in expr.split("."):
-        if isinstance(value, dict) and part in value:
-            value = value[part]
-        elif isinstance(value, list) and part.isdigit() and int(part) < len(value):
-            value = value[int(part)]
-        else:
-            raise HcmocoError(f"{ROOT_DVC}: {where}: ${{{expr}}} not found for this profile")
-    return value
-
-
-def _substitute(value: Any, ctx: dict, where: str) -> Any:
-    """Resolve `${a.b}` like DVC's templating: a whole-string reference keeps its type."""
-    if isinstance(value, str):
-        whole = _EXPR.fullmatch(value)
-        if whole:
-            return _lookup(ctx, whole.group(1), where)
-        return _EXPR.sub(lambda m: str(_lookup(ctx, m.group(1), where)), value)
-    if isinstance(value, list):
-        return [_substitute(v, ctx, where) for v in value]
-    if isinstance(value, dict):
-        return {_substitute(k, ctx, where): _substitute(v, ctx, where) for k, v in value.items()}
-    return value
-
-
-def _root_definitions() -> dict:
-    if not ROOT_DVC.is_file():
-        raise HcmocoError(f"{ROOT_DVC}: not found (run from the repository root)")
-    data = yaml.safe_load(ROOT_DVC.read_text()) or {}
-    stages = data.get("stages")
-    if not isinstance(stages, dict):
-        raise HcmocoError(f"{ROOT_DVC}: stages: expected a mapping")
-    return data
-
-
-def _members(name: str, definition: dict, ctx: dict) -> Iterable[tuple[str, dict, dict]]:
-    """(stage name, definition, context) of a root stage, foreach groups and matrices expanded."""
-    if "matrix" in definition:
-        axes = {axis: _substitute(values, ctx, f"stages.{name}.matrix.{axis}")
-                for axis, values in definition["matrix"].items()}
-        combos = [{}]
-        for axis, values in axes.items():
-            combos = [{**c, axis: str(v)} for c in combos for v in values]
-        for combo in combos:
-            yield f"{name}@{'-'.join(combo.values())}", definition, {**ctx, "item": combo}
-        return
-    if "foreach" not in definition:
-        yield name, definition, ctx
-        return
-    items = _substitute(definition["foreach"], ctx, f"stages.{name}.foreach")
-    pairs = items.items() if isinstance(items, dict) else ((str(v), v) for v in items)
-    for key, item in pairs:
-        yield f"{name}@{key}", definition.get("do") or {}, {**ctx, "key": key, "item": item}
-
-
-def _root_stage(stages: dict, rule: str, job: Job, ctx: dict) -> tuple[dict, dict] | None:
-    """The root stage of `rule` for this job's wildcards, with its templating context."""
-    definition = stages.get(rule)
-    if definition is None:
-        return None
-    if "matrix" in definition:  # one matrix axis per wildcard, named alike
-        if set(definition["matrix"]) != set(job.wildcards):
-            raise HcmocoError(f"{ROOT_DVC}: stages.{rule}: matrix axes {sorted(definition['matrix'])} are not the "
-                              f"rule's wildcards {sorted(job.wildcards)}")
-        return definition, {**ctx, "item": dict(job.wildcards)}
-    if "foreach" not in definition:
-        return definition, ctx
-    if len(job.wildcards) != 1:
-        raise HcmocoError(f"{ROOT_DVC}: stages.{rule}: a foreach group, but the rule's jobs have "
-                          f"wildcards {sorted(job.wildcards) or 'none'} (expected one)")
-    value = next(iter(job.wildcards.values()))
-    items = _substitute(definition["foreach"], ctx, f"stages.{rule}.foreach")
-    item = items.get(value) if isinstance(items, dict) else value
-    return definition.get("do") or {}, {**ctx, "key": value, "item": item}
-
-
-def _entries(section: Any) -> list[tuple[str, dict | None]]:
-    """(path, options) of an outs/metrics/plots list."""
-    result = []
-    for entry in section or []:
-        if isinstance(entry, dict):
-            result += [(str(path), opts) for path, opts in entry.items()]
-        else:
-            result.append((str(entry), None))
-    return result
-
+# --- params files ----------------------------------------------------------------------------
 
 def _read_yaml(path: str, cache: dict[str, dict]) -> dict:
     if path not in cache:
@@ -286,15 +177,12 @@ def _filter_params(params: dict[str, list[str]], cache: dict[str, dict]) -> dict
     return kept
 
 
-def _stage_params(root_stage: dict, ctx: dict, where: str) -> dict[str, list[str]]:
-    params: dict[str, list[str]] = {}
-    for entry in _substitute(root_stage.get("params") or [], ctx, where):
-        if isinstance(entry, dict):
-            for path, keys in entry.items():
-                params.setdefault(str(path), []).extend(str(k) for k in keys or [])
-        else:
-            params.setdefault("params.yaml", []).append(str(entry))
-    return params
+def _stage_params(stage: table.Stage, wildcards: dict[str, str], overlay: str) -> dict[str, list[str]]:
+    """The params keys of one job: its keys in the base file, its sections (or keys) in the overlay."""
+    keys = stage.keys(wildcards)
+    if not keys:
+        return {}
+    return {str(DEFAULT_PARAMS): keys, overlay: keys if stage.overlay == "keys" else table.sections(keys)}
 
 
 # --- stages ----------------------------------------------------------------------------------
@@ -309,10 +197,7 @@ def _covering(path: str, outs: Iterable[str]) -> str:
 
 def build_stages(jobs: list[Job], profile: str) -> list[Stage]:
     """One stage per job, in DAG order (depth, then rule, then key)."""
-    params = load_params(DEFAULT_PARAMS, profile)
     overlay = str(profile_path(DEFAULT_PARAMS, profile))
-    root = _root_definitions()
-    ctx = {**params, "profile": profile}
     cache: dict[str, dict] = {}
     per_rule: dict[str, int] = {}
     for job in jobs:
@@ -333,23 +218,12 @@ def build_stages(jobs: list[Job], profile: str) -> list[Stage]:
         deps = sorted({_covering(p, [o for o in all_outs if o not in own]) for p in job.inputs})
         depends.append({producer[d] for d in deps if d in producer})
 
-        found = _root_stage(root["stages"], job.rule, job, ctx)
-        if found is not None:
-            definition, job_ctx = found
-            where = f"stages.{name}"
-            stage_params = _stage_params(definition, job_ctx, where)
-            declared = {}
-            for section in ("outs", "metrics", "plots"):
-                for path, opts in _entries(_substitute(definition.get(section), job_ctx, where)):
-                    declared[path] = (section, opts)
-        elif job.rule in PROFILE_ONLY_PARAMS:
-            fill = {"profile": overlay, **job.wildcards}
-            stage_params = {path.format(**fill): [k.format(**fill) for k in keys]
-                            for path, keys in PROFILE_ONLY_PARAMS[job.rule].items()}
-            declared = {}
-        else:
-            raise HcmocoError(f"rule {job.rule}: no stage in {ROOT_DVC} and no entry in "
-                              "hcmoco.dvc_export.PROFILE_ONLY_PARAMS; cannot choose its params")
+        stage = table.BY_NAME.get(job.rule)
+        if stage is None:
+            raise HcmocoError(f"rule {job.rule}: not in the stage table (hcmoco/stages.py); cannot choose its params")
+        stage_params = _stage_params(stage, job.wildcards, overlay)
+        declared = {table.path(o.path, profile, job.wildcards): ("metrics", None)
+                    for o in stage.outputs.values() if o.metric}
         outs = [(o, *declared.get(o, ("outs", None))) for o in sorted(job.outputs)]
         stages.append(Stage(job.rule, key, job.cmd or "", deps, _filter_params(stage_params, cache), outs))
 
@@ -367,26 +241,16 @@ def build_stages(jobs: list[Job], profile: str) -> list[Stage]:
 
 
 def check_root_overlap(stages: list[Stage]) -> None:
-    """Refuse outputs that the root dvc.yaml (resolved with its own vars) also declares."""
-    root = _root_definitions()
-    ctx: dict = {}
-    for entry in root.get("vars") or []:
-        if isinstance(entry, dict):
-            ctx.update(entry)
-        elif Path(str(entry).split(":")[0]).is_file():
-            ctx.update(yaml.safe_load(Path(str(entry).split(":")[0]).read_text()) or {})
-    theirs = []
-    for name, definition in root["stages"].items():
-        for member, body, member_ctx in _members(name, definition, ctx):
-            for section in ("outs", "metrics", "plots"):
-                theirs += [(member, p) for p, _ in _entries(_substitute(body.get(section), member_ctx,
-                                                                        f"stages.{member}"))]
+    """Refuse the profile the root dvc.yaml runs (its `profile` in params/params.yaml): every root
+    stage writes under `<data|models|results>/<profile>/`, and DVC allows one stage per output."""
+    base = _read_yaml(str(DEFAULT_PARAMS), {})
+    root_profile = base.get("profile")
     for stage in stages:
+        groups = table.BY_NAME[stage.rule].dvc
         for path, _, _ in stage.outs:
-            for member, other in theirs:
-                if path == other or path.startswith(other + "/") or other.startswith(path + "/"):
-                    raise HcmocoError(f"{path}: also an output of stage {member} in {ROOT_DVC}, which "
-                                      "already runs this profile (export another profile)")
+            if groups and f"/{root_profile}/" in f"/{path}":
+                raise HcmocoError(f"{path}: also an output of stage {groups[-1].name} in {ROOT_DVC}, which "
+                                  f"already runs profile {root_profile} (export another profile)")
 
 
 # --- dvc.yaml --------------------------------------------------------------------------------
@@ -464,19 +328,13 @@ def _group_body(stages: list[Stage], wdir: str) -> dict:
 
 
 def _top_level_plots(stages: list[Stage], profile: str, wdir: str) -> list:
-    """The root dvc.yaml's plot definitions of files this pipeline writes, as paths from this file.
-
-    Only definitions templated on `${profile}` alone are carried over (no other vars here)."""
-    raw = _root_definitions().get("plots") or []
-    if any(ref != "profile" for ref in _EXPR.findall(json.dumps(raw))):
-        return []
+    """The table's plot definitions of files this pipeline writes, as paths from this file."""
     outs = [p for s in stages for p, _, _ in s.outs]
     plots = []
-    for entry in _substitute(raw, {"profile": profile}, "plots"):
-        for path, definition in (entry.items() if isinstance(entry, dict) else [(entry, None)]):
-            if any(path == o or path.startswith(o + "/") for o in outs):
-                target = f"{wdir}/{path}"
-                plots.append({target: dict(definition)} if definition else target)
+    for template, definition in table.PLOTS:
+        path = table.path(template, profile)
+        if any(path == o or path.startswith(o + "/") for o in outs):
+            plots.append({f"{wdir}/{path}": dict(definition)})
     return plots
 
 
@@ -504,8 +362,8 @@ def render(stages: list[Stage], profile: str, wdir: str, command: str) -> str:
     plots = _top_level_plots(stages, profile, wdir)
     if plots:
         document["plots"] = plots
-    header = (f"# Generated from Snakemake's plan for profile `{profile}` by `{command}`;\n"
-              "# do not edit by hand: run the command again after changing the workflow or the params.\n"
+    header = (f"# Generated from hcmoco/stages.py for profile `{profile}` by `{command}`;\n"
+              "# do not edit by hand: run the command again after changing the stages or the params.\n"
               "# A rule with several jobs is a foreach group: each member holds its job's own values.\n")
     return header + yaml.dump(document, Dumper=_Dumper, sort_keys=False, default_flow_style=False,
                               width=1 << 20, allow_unicode=True)
@@ -532,13 +390,13 @@ def _check_out(out: Path, repo: Path) -> str:
 
 
 def export(profile: str, out: Path, cores: int | None = None, command: str | None = None) -> list[Stage]:
-    """Plan `profile` with Snakemake and write its DVC pipeline to `out` (from the repo root)."""
+    """Plan `profile` from the stage table and write its DVC pipeline to `out` (from the repo root)."""
     repo = Path.cwd()
     if not (repo / "Snakefile").is_file():
         raise HcmocoError(f"{repo}: no Snakefile here (run from the repository root)")
     wdir = _check_out(out, repo)
     load_params(DEFAULT_PARAMS, profile)  # a bad profile fails with the params' own message
-    stages = build_stages(snakemake_plan(profile, cores), profile)
+    stages = build_stages(table_plan(profile, cores), profile)
     check_root_overlap(stages)
     command = command or f"python -m hcmoco.dvc_export --profile {profile} --out {out}"
     atomic_write_text(out, render(stages, profile, wdir, command))
@@ -563,7 +421,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HcmocoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"{out}: {len(stages)} stages from Snakemake's plan for profile {args.profile} "
+    print(f"{out}: {len(stages)} stages from hcmoco/stages.py for profile {args.profile} "
           f"(run: dvc repro {out})")
     return 0
 

@@ -1,4 +1,5 @@
-"""hcmoco.dvc_export writes Snakemake's plan for a profile as a DVC pipeline that DVC accepts."""
+"""hcmoco.dvc_export writes a profile's jobs from the stage table as a DVC pipeline that DVC
+accepts and that is Snakemake's plan for the profile: the same commands, inputs and outputs."""
 import subprocess
 import sys
 from pathlib import Path
@@ -92,7 +93,7 @@ def test_dvc_accepts_the_exported_pipeline(paper_repo, venv_env):
 
 def test_export_is_deterministic_and_marked_generated(paper_repo, venv_env):
     first = (paper_repo / EXPORTED).read_text()
-    assert first.startswith("# Generated from Snakemake's plan for profile `paper` by "
+    assert first.startswith("# Generated from hcmoco/stages.py for profile `paper` by "
                             "`python -m hcmoco.dvc_export --profile paper`")
     out = export(paper_repo, venv_env, "--profile", "paper")
     assert out.returncode == 0, out.stderr
@@ -110,3 +111,15 @@ def test_missing_imagenet_weights_or_the_root_profile_give_one_error(tmp_path, r
     out = export(repo, venv_env, "--profile", "default")
     assert out.returncode == 2 and "also an output of stage" in out.stderr, out.stderr
     assert not (repo / "workflow/dvc/default/dvc.yaml").exists()
+
+
+def test_the_jobs_rule_reads_the_benchmark_of_every_job_of_the_plan(paper_repo, venv_env):
+    """Snakemake-only (no stage here): its inputs, from hcmoco.stages.planned_jobs, are the
+    benchmark files of exactly the jobs Snakemake plans for the profile."""
+    from tests.workflow.test_parity import dry_run
+
+    jobs = dry_run(paper_repo, venv_env, "--config", "profile=paper")
+    gather = [job for job in jobs if job["rule"] == "jobs"]
+    others = [job for job in jobs if job["rule"] not in ("jobs", "all")]
+    assert len(gather) == 1 and len(others) == len(exported_stages(paper_repo))
+    assert sorted(gather[0]["inputs"]) == sorted(job["benchmark"] for job in others)

@@ -63,14 +63,14 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
     # densepose's grids (scratch and the 4 pre-trained inits) and frozen-feature jobs (the frozen head's loss
     # reads finetune.tasks.densepose), nothing else
     assert job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env)) == {"finetune": 5, "frozen": 3,
-                                                                                      "aggregate": 1}
+                                                                                      "aggregate": 1, "jobs": 1}
     params.write_text(original)
     edit(params, "tau: 0.07", "tau: 0.1")
     plan = job_counts(run(["snakemake", "-n", "--cores", "2"], built, venv_env))
     # the grids of pre-trained inits (4 tasks x 4) and their frozen-feature jobs (4 x 2); scratch
     # reads no pre-training
     assert plan == {"pretrain_stage1": 1, "pretrain_stage2": 4, "retrieval": 1, "finetune": 16, "frozen": 8,
-                    "versatility": 2, "aggregate": 1}
+                    "versatility": 2, "aggregate": 1, "jobs": 1}
     params.write_text(original)
     run(["snakemake", "--report", "report.html"], built, venv_env)
     html = (built / "report.html").read_text(errors="replace")

@@ -1,35 +1,45 @@
-# Every run of the profile -> the paper's tables, figures, DVC metrics and plots.
+# Every run of the profile -> the paper's tables, figures, DVC metrics and plots; and the
+# runtime and peak memory of every job (Snakemake's benchmark files).
 
 
 rule aggregate:
     input:
-        finetuned=expand(rules.finetune.output.grid, task=TASKS, init=FINETUNE_INITS),
-        frozen=expand(rules.frozen.output.runs, task=FROZEN_TASKS, init=FROZEN_INITS),
-        versatility=expand(rules.versatility.output.runs, experiment=VERSATILITY_EXPERIMENTS),
-        retrieval=rules.retrieval.output.json,
-        curves=[rules.pretrain_stage1.output.curves] + expand(rules.pretrain_stage2.output.curves, variant=VARIANTS),
-        data=[domain_dir(PARAMS["splits"]["tasks"][t]["domain"]) for t in TASKS],  # the qualitative sheets
-        code=CODE["aggregate"],
+        **RULES["aggregate"].input,
     output:
-        tables=report(directory(f"results/{PROFILE}/tables"), patterns=["{name}.csv"],
+        tables=report(RULES["aggregate"].output["tables"], patterns=["{name}.csv"],
                       caption="../report/tables.rst", category="Tables"),
-        figures=report(directory(f"results/{PROFILE}/figures"), patterns=["{name}.png"],
+        figures=report(RULES["aggregate"].output["figures"], patterns=["{name}.png"],
                        caption="../report/figures.rst", category="Figures"),
-        metrics=f"results/{PROFILE}/metrics.json",
-        plots=directory(f"results/{PROFILE}/plots"),
+        metrics=RULES["aggregate"].output["metrics"],
+        plots=RULES["aggregate"].output["plots"],
     log:
-        f"logs/results/{PROFILE}/tables.log",
+        RULES["aggregate"].log,
+    benchmark:
+        RULES["aggregate"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        results=results_root,
-        values=aggregate_values,
+        **RULES["aggregate"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: RULES["aggregate"].threads
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.results.aggregate --params {params.file} --profile {params.profile} --log {log}"
-        " --results {params.results} --tables {output.tables} --figures {output.figures}"
-        " --metrics {output.metrics} --plots {output.plots}"
+        RULES["aggregate"].shell
+
+
+# Snakemake-only (DVC writes no benchmark files): one row per job of the profile.
+localrules:
+    jobs,
+
+
+rule jobs:
+    input:
+        **RULES["jobs"].input,
+    output:
+        csv=report(RULES["jobs"].output["csv"], caption="../report/jobs.rst", category="Jobs"),
+        md=RULES["jobs"].output["md"],
+    log:
+        RULES["jobs"].log,
+    threads: 1
+    run:
+        jobs_table(PARAMS, PROFILE, output.csv, output.md, log[0])

@@ -3,44 +3,40 @@
 
 rule generate:
     input:
-        code=CODE["generate"],
+        **RULES["generate"].input,
     output:
-        data=directory(f"data/{PROFILE}/synth/{{domain}}"),
+        **RULES["generate"].output,
     log:
-        f"logs/data/{PROFILE}/synth/{{domain}}.log",
+        RULES["generate"].log,
+    benchmark:
+        RULES["generate"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        values=synth_values,
+        **RULES["generate"].params,
     conda:
         "../envs/hcmoco.yaml"
     priority: 30  # the pre-training sources lead the critical path
-    threads: 2
+    threads: RULES["generate"].threads
     resources:
         mem_mb=4000,
     shell:
-        "python -m hcmoco.synth.generate --params {params.file} --profile {params.profile} --log {log}"
-        " --domain {wildcards.domain} --out {output.data}"
+        RULES["generate"].shell
 
 
 rule preview:
     input:
-        data=rules.generate.output.data,
-        code=CODE["preview"],
+        **RULES["preview"].input,
     output:
-        png=report(f"results/{PROFILE}/preview/{{domain}}.png", caption="../report/preview.rst",
-                   category="Data"),
+        png=report(RULES["preview"].output["png"], caption="../report/preview.rst", category="Data"),
     log:
-        f"logs/results/{PROFILE}/preview/{{domain}}.png.log",
+        RULES["preview"].log,
+    benchmark:
+        RULES["preview"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        values=preview_values,
+        **RULES["preview"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: RULES["preview"].threads
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.processed.preview --params {params.file} --profile {params.profile} --log {log}"
-        " --data {input.data} --out {output.png}"
+        RULES["preview"].shell

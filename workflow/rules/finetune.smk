@@ -5,79 +5,59 @@
 
 rule finetune:
     input:
-        models=init_model,
-        data=task_data,
-        splits=rules.split.output.splits,
-        code=CODE["finetune"],
+        **RULES["finetune"].input,
     output:
-        grid=directory(f"results/{PROFILE}/finetune/{{task}}/init~{{init}}"),
+        **RULES["finetune"].output,
     log:
-        f"logs/results/{PROFILE}/finetune/{{task}}/init~{{init}}.log",
+        RULES["finetune"].log,
+    benchmark:
+        RULES["finetune"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        pretrained=pretrained_root,
-        data_root=data_root,
-        values=finetune_values,
+        **RULES["finetune"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: PARAMS["finetune"]["threads"]
+    threads: RULES["finetune"].threads
     resources:
         mem_mb=3000,
     shell:
-        "python -m hcmoco.train.grid --params {params.file} --profile {params.profile} --log {log} --task {wildcards.task}"
-        " --init {wildcards.init} --pretrained {params.pretrained} --data-root {params.data_root}"
-        " --splits {input.splits} --out {output.grid}"
+        RULES["finetune"].shell
 
 
 rule frozen:
     input:
-        models=init_model,
-        data=task_data,
-        splits=rules.split.output.splits,
-        code=CODE["frozen"],
+        **RULES["frozen"].input,
     output:
-        runs=directory(f"results/{PROFILE}/frozen/{{task}}/init~{{init}}"),
+        **RULES["frozen"].output,
     log:
-        f"logs/results/{PROFILE}/frozen/{{task}}/init~{{init}}.log",
+        RULES["frozen"].log,
+    benchmark:
+        RULES["frozen"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        pretrained=pretrained_root,
-        data_root=data_root,
-        values=frozen_values,
+        **RULES["frozen"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: PARAMS["finetune"]["threads"]
+    threads: RULES["frozen"].threads
     resources:
         mem_mb=3000,
     shell:
-        "python -m hcmoco.train.frozen --params {params.file} --profile {params.profile} --log {log} --task {wildcards.task}"
-        " --init {wildcards.init} --pretrained {params.pretrained} --data-root {params.data_root}"
-        " --splits {input.splits} --out {output.runs}"
+        RULES["frozen"].shell
 
 
 rule versatility:
     input:
-        models=init_models(PARAMS["versatility"]["inits"]),
-        data=domain_dir(VERSATILITY_DOMAIN),
-        splits=f"data/{PROFILE}/splits/{VERSATILITY_TASK}",
-        code=CODE["versatility"],
+        **RULES["versatility"].input,
     output:
-        runs=directory(f"results/{PROFILE}/versatility/{{experiment}}"),
+        **RULES["versatility"].output,
     log:
-        f"logs/results/{PROFILE}/versatility/{{experiment}}.log",
+        RULES["versatility"].log,
+    benchmark:
+        RULES["versatility"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        pretrained=pretrained_root,
-        values=versatility_values,
+        **RULES["versatility"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: PARAMS["finetune"]["threads"]
+    threads: RULES["versatility"].threads
     resources:
         mem_mb=3000,
     shell:
-        "python -m hcmoco.train.versatility --params {params.file} --profile {params.profile} --log {log}"
-        " --experiment {wildcards.experiment} --pretrained {params.pretrained}"
-        " --data {input.data} --splits {input.splits} --out {output.runs}"
+        RULES["versatility"].shell

@@ -3,74 +3,61 @@
 
 rule pretrain_stage1:
     input:
-        sources=[domain_dir(d) for d in PRETRAIN_SOURCES],
-        weights=PARAMS["pretrain"]["init_weights"] or [],
-        code=CODE["pretrain"],
+        **RULES["pretrain_stage1"].input,
     output:
-        model=directory(f"models/{PROFILE}/pretrain/stage1"),
-        curves=directory(f"results/{PROFILE}/pretrain/stage1/curves"),
+        **RULES["pretrain_stage1"].output,
     log:
-        f"logs/models/{PROFILE}/pretrain/stage1.log",
+        RULES["pretrain_stage1"].log,
+    benchmark:
+        RULES["pretrain_stage1"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        values=pretrain_values,
+        **RULES["pretrain_stage1"].params,
     conda:
         "../envs/hcmoco.yaml"
     priority: 20  # data -> stage 1 -> stage 2 -> fine-tuning: first
-    threads: PARAMS["pretrain"]["threads"]
+    threads: RULES["pretrain_stage1"].threads
     resources:
         mem_mb=6000,
     shell:
-        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 1 --log {log}"
-        " --data {input.sources} --out {output.model} --curves {output.curves}"
+        RULES["pretrain_stage1"].shell
 
 
 rule pretrain_stage2:
     input:
-        sources=[domain_dir(d) for d in PRETRAIN_SOURCES],
-        init=rules.pretrain_stage1.output.model,
-        code=CODE["pretrain"],
+        **RULES["pretrain_stage2"].input,
     output:
-        model=directory(f"models/{PROFILE}/pretrain/{{variant}}"),
-        curves=directory(f"results/{PROFILE}/pretrain/{{variant}}/curves"),
+        **RULES["pretrain_stage2"].output,
     log:
-        f"logs/models/{PROFILE}/pretrain/{{variant}}.log",
+        RULES["pretrain_stage2"].log,
+    benchmark:
+        RULES["pretrain_stage2"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        values=pretrain_values,
+        **RULES["pretrain_stage2"].params,
     conda:
         "../envs/hcmoco.yaml"
     priority: 10  # scratch jobs fill the other core meanwhile
-    threads: PARAMS["pretrain"]["threads"]
+    threads: RULES["pretrain_stage2"].threads
     resources:
         mem_mb=6000,
     shell:
-        "python -m hcmoco.train.pretrain --params {params.file} --profile {params.profile} --stage 2 --log {log}"
-        " --variant {wildcards.variant} --init {input.init} --data {input.sources}"
-        " --out {output.model} --curves {output.curves}"
+        RULES["pretrain_stage2"].shell
 
 
 rule retrieval:
     input:
-        models=[rules.pretrain_stage1.output.model] + expand(rules.pretrain_stage2.output.model, variant=VARIANTS),
-        data=domain_dir(PRETRAIN_SOURCES[0]),
-        code=CODE["retrieval"],
+        **RULES["retrieval"].input,
     output:
-        json=f"results/{PROFILE}/pretrain/retrieval.json",
+        **RULES["retrieval"].output,
     log:
-        f"logs/results/{PROFILE}/pretrain/retrieval.json.log",
+        RULES["retrieval"].log,
+    benchmark:
+        RULES["retrieval"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        pretrained=pretrained_root,
-        values=retrieval_values,
+        **RULES["retrieval"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: PARAMS["pretrain"]["threads"]
+    threads: RULES["retrieval"].threads
     resources:
         mem_mb=2000,
     shell:
-        "python -m hcmoco.eval.retrieval --params {params.file} --profile {params.profile} --log {log}"
-        " --pretrained {params.pretrained} --data {input.data} --out {output.json}"
+        RULES["retrieval"].shell

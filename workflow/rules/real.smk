@@ -3,61 +3,60 @@
 
 
 rule fetch:
+    input:
+        **RULES["fetch"].input,
     output:
-        manifest="data/raw/{raw}/MANIFEST.json",
+        **RULES["fetch"].output,
     log:
-        "logs/data/raw/{raw}.log",
+        RULES["fetch"].log,
+    benchmark:
+        RULES["fetch"].benchmark
     params:
-        out=fetched_dir,
+        **RULES["fetch"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: RULES["fetch"].threads
     resources:
         mem_mb=2000,
     shell:
-        "python -m hcmoco.prepare.fetch --dataset {wildcards.raw} --out {params.out} >> {log} 2>&1"
+        RULES["fetch"].shell
 
 
 rule prepare:
     input:
-        manifest=raw_manifest,
-        also=also_manifests,
-        code=CODE["prepare"],
+        **RULES["prepare"].input,
     output:
-        data=directory(f"data/{PROFILE}/real/{{dataset}}"),
+        **RULES["prepare"].output,
     log:
-        f"logs/data/{PROFILE}/real/{{dataset}}.log",
+        RULES["prepare"].log,
+    benchmark:
+        RULES["prepare"].benchmark
     params:
-        raw=raw_dir,
-        module=preprocessor,
-        options=preprocessor_options,
-        resolution=real_resolution,
-        values=real_values,
+        **RULES["prepare"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 8
+    threads: RULES["prepare"].threads
     resources:
         mem_mb=16000,
     shell:
-        "python -m hcmoco.prepare.{params.module} --raw {params.raw} --out {output.data}"
-        " --resolution {params.resolution} --workers {threads} {params.options} >> {log} 2>&1"
+        RULES["prepare"].shell
 
 
 rule imagenet_init:
     input:
-        weights="data/raw/imagenet/hrnetv2_w18_imagenet_pretrained.pth",
-        code="hcmoco/models/imagenet.py",
+        **RULES["imagenet_init"].input,
     output:
-        model=directory(f"models/{PROFILE}/pretrain/imagenet"),
+        **RULES["imagenet_init"].output,
     log:
-        f"logs/models/{PROFILE}/pretrain/imagenet.log",
+        RULES["imagenet_init"].log,
+    benchmark:
+        RULES["imagenet_init"].benchmark
+    params:
+        **RULES["imagenet_init"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: RULES["imagenet_init"].threads
     resources:
         mem_mb=2000,
     shell:
-        "(mkdir -p {output.model} && python -m hcmoco.models.imagenet --weights {input.weights}"
-        " --out {output.model}/rgb_backbone.pt"
-        " && python -m hcmoco.models.imagenet --weights {input.weights} --modality depth"
-        " --out {output.model}/depth_backbone.pt) >> {log} 2>&1"
+        RULES["imagenet_init"].shell

@@ -3,21 +3,19 @@
 
 rule split:
     input:
-        data=task_data,
-        code=CODE["split"],
+        **RULES["split"].input,
     output:
-        splits=directory(f"data/{PROFILE}/splits/{{task}}"),
+        **RULES["split"].output,
     log:
-        f"logs/data/{PROFILE}/splits/{{task}}.log",
+        RULES["split"].log,
+    benchmark:
+        RULES["split"].benchmark
     params:
-        file=PARAMS_FILE,
-        profile=PROFILE,
-        values=split_values,
+        **RULES["split"].params,
     conda:
         "../envs/hcmoco.yaml"
-    threads: 1
+    threads: RULES["split"].threads
     resources:
         mem_mb=1000,
     shell:
-        "python -m hcmoco.processed.splits --params {params.file} --profile {params.profile} --log {log}"
-        " --task {wildcards.task} --data {input.data} --out {output.splits}"
+        RULES["split"].shell
