@@ -183,7 +183,10 @@ STAGES: tuple[Stage, ...] = (
           log="logs/data/{profile}/synth/{domain}.log",
           params=("synth.seed", "synth.resolution", "synth.shard_size", "synth.densepose_points_per_part",
                   "synth.domains.{domain}"),
-          threads=2, wildcards=("domain",), dvc=(Group("generate", foreach="synth.domains", wildcard="domain"),)),
+          # one worker per job (the bytes do not depend on it): a 2-thread job waits for both cores at
+          # once, and the 1-thread jobs that keep filling them starved it (the last domain rendered 25
+          # minutes into the default DAG); generations run two at a time instead
+          threads=1, wildcards=("domain",), dvc=(Group("generate", foreach="synth.domains", wildcard="domain"),)),
     Stage("split", _cli("hcmoco.processed.splits", "--task {wildcards.task} --data {input.data} --out {output.splits}"),
           module="hcmoco.processed.splits", inputs={"data": Helper("task_data")},
           outputs={"splits": Out("data/{profile}/splits/{task}", directory=True)},
