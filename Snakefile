@@ -34,3 +34,10 @@ rule all:
         tables=rules.aggregate.output.tables,
         jobs=rules.jobs.output.csv,  # runtime and peak memory of every job (Snakemake-only)
     default_target: True
+
+
+onerror:
+    # a SLURM job killed for its memory or time limit: name the resource to raise (hcmoco/cluster.py)
+    from hcmoco.cluster import report_limits
+
+    report_limits(log)
