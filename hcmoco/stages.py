@@ -673,7 +673,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     what.add_argument("--check", action="store_true", help="exit 1 when dvc.yaml differs from the table's")
     parser.add_argument("--root", default=".", help="the repository (default: the current folder)")
     args = parser.parse_args(argv)
-    text = render_root(_base_params(args.root), args.root)
+    try:
+        text = render_root(_base_params(args.root), args.root)
+    except KeyError as err:
+        print(f"error: {PARAMS_FILE}: {err.args[0]}: missing (the stage table reads it)", file=sys.stderr)
+        return 2
+    except (ValueError, OSError, yaml.YAMLError) as err:
+        print(f"error: {err}".splitlines()[0], file=sys.stderr)
+        return 2
     target = Path(args.root) / ROOT_DVC
     if args.check:
         if not target.is_file() or target.read_text() != text:

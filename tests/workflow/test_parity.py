@@ -125,5 +125,8 @@ def test_the_smoke_run_measured_every_job(built, venv_env):
     rows = list(csv.DictReader((built / "results/smoke/jobs.csv").open()))
     plan = dry_run(built, venv_env)
     assert len(rows) == len([j for j in plan if j["rule"] not in ("jobs", "all")])
-    assert all(float(r["runtime_s"]) > 0 and float(r["max_rss_mb"]) > 0 for r in rows)
+    assert all(float(r["runtime_s"]) > 0 for r in rows)
+    # Snakemake samples memory while a job runs: a job of seconds shows its model in memory (a job
+    # that ends before the first sample may read NA)
+    assert all(float(r["max_rss_mb"]) > 50 for r in rows if r["rule"].startswith("pretrain_stage"))
     assert "| pretrain_stage1 | - |" in (built / "results/smoke/jobs.md").read_text()
