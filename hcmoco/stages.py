@@ -57,9 +57,10 @@ class Out:
 
 @dataclass(frozen=True)
 class Helper:
-    """An input (or Snakemake param) that is not one path template: `name` is a function of this
-    module, `(params, profile) -> value`, where the value is what Snakemake's directive takes (a
-    path, a list, or a function of the job's wildcards)."""
+    """An input (or Snakemake param) that is not one path template: `name` names an entry of
+    `_helpers(params, profile)`, whose value is what Snakemake's directive takes (a path, a list,
+    or a function of the job's wildcards); the root dvc.yaml takes the group's `deps` template
+    (or `_dvc_helper`'s)."""
     name: str
 
 
