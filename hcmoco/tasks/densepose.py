@@ -11,7 +11,10 @@ The DensePose task (`TASK`, its variants `SPARSE` and `RCNN`) is defined at the 
 """
 from __future__ import annotations
 
+import functools
+import json
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -150,15 +153,20 @@ def is_detection_split(fields: dict) -> bool:
     return "boxes" in fields and "dp_xy" in fields
 
 
+@functools.lru_cache(maxsize=4)
+def _annotations(path: Path, stamp: tuple[int, int]) -> dict:
+    return json.loads(path.read_text())
+
+
 def ground_truth(data, indices) -> dict:
     """The split's COCO-format DensePose annotations restricted to images `indices` (image id =
-    sample index, so a validation carve of train reads train's file)."""
-    import json
-
+    sample index, so a validation carve of train reads train's file). The file is read once per
+    process while it is unchanged: every evaluation of a run reads the same one."""
     path = data.split.path / "densepose_coco.json"
     if not path.is_file():
         raise HcmocoError(f"{path}: missing (DensePose evaluation needs the split's annotations)")
-    coco = json.loads(path.read_text())
+    stat = path.stat()
+    coco = _annotations(path, (stat.st_mtime_ns, stat.st_size))
     keep = {int(i) for i in indices}
     return {**coco, "images": [im for im in coco["images"] if im["id"] in keep],
             "annotations": [a for a in coco["annotations"] if a["image_id"] in keep]}
