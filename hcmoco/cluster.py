@@ -51,7 +51,7 @@ class LimitFailure:
         suggest = f"{2 * self.current}" if self.current is not None else f"<{unit}>"
         jobs = ", ".join(f"{j} ({s})" for j, s in zip(self.jobs, self.states))
         return (f"rule {self.rule}: SLURM killed job {jobs} for exceeding its {what}{now}: raise {name} of "
-                f"{self.rule} (set-resources: {self.rule}: {name} in {PROFILE_FILE} or a personal profile, "
+                f"{self.rule} (set-resources: {self.rule}: {name} in {PROFILE_FILE} or your copy of it, "
                 f"or --set-resources {self.rule}:{name}={suggest})")
 
 
@@ -104,12 +104,12 @@ def limit_failures(snakemake_log: str) -> list[LimitFailure]:
     return list(found.values())
 
 
-def report_limits(log: str | Path | None, stream=None) -> list[str]:
-    """Print (to stderr) one line per rule killed for a limit, from a Snakemake log file; the
-    Snakefile's `onerror` handler calls this."""
-    if not log or not Path(log).is_file():
-        return []
-    lines = [f.message() for f in limit_failures(_read(Path(log)))]
+def report_limits(log: str | Path | Sequence[str | Path] | None, stream=None) -> list[str]:
+    """Print (to stderr) one line per rule killed for a limit, from Snakemake's log file(s) (the
+    Snakefile's `onerror` handler passes its `log`, a list of paths)."""
+    paths = [log] if isinstance(log, (str, Path)) else list(log or [])
+    text = "\n".join(_read(Path(p)) for p in paths if Path(p).is_file())
+    lines = [f.message() for f in limit_failures(text)]
     for line in lines:
         print(line, file=stream or sys.stderr)
     return lines
