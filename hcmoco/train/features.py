@@ -19,11 +19,12 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from hcmoco import tasks
 from hcmoco.atomic import atomic_directory
 from hcmoco.errors import HcmocoError
 from hcmoco.models import HRNet
 from hcmoco.train.finetune import build_backbone
-from hcmoco.train.task_data import TASK_MODALITY, TaskData
+from hcmoco.train.task_data import TaskData
 
 SCRATCH_SEED = 0  # one random backbone per job: the seeds vary the subset and the head
 
@@ -45,18 +46,9 @@ class FeatureData:
 
     def __init__(self, data: TaskData, rows: np.ndarray, indices: np.ndarray, shapes: list):
         self.data, self.rows, self.indices, self.shapes = data, rows, np.asarray(indices), shapes
-        self._gt: dict[bytes, dict] = {}
 
     def __getattr__(self, name):
         return getattr(self.data, name)
-
-    def densepose_gt(self, indices: np.ndarray) -> dict:
-        """The TaskData's DensePose ground truth of `indices`, read once per index set: every
-        cell of a job evaluates on the same val and test samples (the evaluator only reads it)."""
-        key = np.asarray(indices, np.int64).tobytes()
-        if key not in self._gt:
-            self._gt[key] = self.data.densepose_gt(indices)
-        return self._gt[key]
 
     def features(self, indices: np.ndarray) -> torch.Tensor:
         indices = np.asarray(indices, np.int64)
@@ -112,7 +104,7 @@ class FeatureCache:
     def _build(self) -> None:
         started = time.perf_counter()
         torch.manual_seed(SCRATCH_SEED)
-        backbone = build_backbone(self.init, self.file, self.preset, TASK_MODALITY[self.task])
+        backbone = build_backbone(self.init, self.file, self.preset, tasks.get(self.task).modality)
         backbone.to(self.device, memory_format=torch.channels_last).eval()
         with atomic_directory(self.folder) as tmp:
             shapes = {name: _compute(backbone, data, np.asarray(idx), tmp, name, self.batch_size, self.device)

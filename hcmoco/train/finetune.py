@@ -272,15 +272,6 @@ def finetune(params: dict, task: str, init: str, fraction: float, seed: int, dat
     return metrics
 
 
-# the names hcmoco.train.probe, frozen and features read
-_split, _rank = split_indices, rank
-
-
-def task_loss(model: nn.Module, out, batch: dict, cfg: dict, class_weights: torch.Tensor | None) -> torch.Tensor:
-    """The loss of `model` (its `task` and `head`) on `batch`: Task.loss."""
-    return tasks.get(model.task).loss(model.head, out, batch, cfg, class_weights)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--task", required=True, help="downstream task (params splits.tasks)")

@@ -10,7 +10,7 @@ planned fraction file and of val.json, and of test.json's samples, are computed 
 (hcmoco.train.features) and a light head is trained on them for every cell of frozen.fractions
 x frozen.seeds (hcmoco.train.probe); the best validation state is tested once. Writes
 `<out>/fraction~F/seed~S/metrics.json` (fine-tuning's keys plus "protocol": "frozen"). Like a
-fine-tuning grid job (hcmoco.train.grid.run_cells) finished cells stage under `checkpoints/`
+fine-tuning grid job (the cell runner hcmoco.train.grid.run_plan) finished cells stage under `checkpoints/`
 and the output directory appears complete at the end, so a killed job resumes at the cell; the
 feature cache sits beside the staging, keyed by the inputs (data, splits, backbone file) and the
 code, so a re-run reuses it and a changed backbone file recomputes it. Both are cleared once
@@ -27,13 +27,13 @@ import torch
 
 from hcmoco.atomic import atomic_write_text
 from hcmoco.cli_common import run_cli
-from hcmoco.config import ParamsError, cell_dir, domain_dir, frozen_cells, frozen_tasks, task_domain
+from hcmoco.config import ParamsError, domain_dir, frozen_cells, frozen_tasks, task_domain
 from hcmoco.processed.splits import fraction_file
 from hcmoco.errors import HcmocoError
 from hcmoco.runlog import RunLog, log_path_for
 from hcmoco.train.features import SCRATCH_SEED, FeatureCache
-from hcmoco.train.finetune import _split
-from hcmoco.train.grid import backbone_file, check_init, job_parser, run_cells
+from hcmoco.train.finetune import split_indices
+from hcmoco.train.grid import Cell, backbone_file, check_init, fraction_cells, job_parser, report_cell, run_plan
 from hcmoco.train.probe import probe_cell
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints
 from hcmoco.train.runtime import select_device
@@ -55,12 +55,12 @@ def run_frozen(params: dict, task: str, init: str, pretrained: Path, data: Path,
     train, test = TaskData(task, data / "train"), TaskData(task, data / "test")
     if train.domain != (domain := task_domain(params, task, "task")):
         raise HcmocoError(f"{data}: domain {train.domain!r}, but task {task!r} uses {domain!r}")
-    if train.detection:
+    if not train.task.crops:
         raise HcmocoError(f"{data / 'train'}: whole images (DensePose R-CNN): the frozen protocol needs person crops")
     cells = frozen_cells(params)
-    pools = {(f, s): _split(fraction_file(splits, f, s), task, train.split) for f, s in cells}
-    val = _split(splits / "val.json", task, train.split)
-    test_idx = _split(splits / "test.json", task, test.split)
+    pools = {(f, s): split_indices(fraction_file(splits, f, s), task, train.split) for f, s in cells}
+    val = split_indices(splits / "val.json", task, train.split)
+    test_idx = split_indices(splits / "test.json", task, test.split)
     inputs = {"data": data, "splits": splits, "backbone": weights}
     fz = params["frozen"]
     # the key names what the features depend on: which samples (the fractions and seeds pick the
@@ -76,15 +76,15 @@ def run_frozen(params: dict, task: str, init: str, pretrained: Path, data: Path,
                                    "head": ft["tasks"][task], "preset": preset, "task": task, "init": init},
                              inputs, "hcmoco.train.frozen")
 
-    def compute(fraction: float, seed: int, target: Path) -> dict:
-        feats = cache.get()
+    def compute(c: Cell) -> dict:
+        feats, fraction, seed = cache.get(), c.keys["fraction"], c.keys["seed"]
         metrics = probe_cell(params, task, init, fraction, seed, feats["train"], feats["test"], pools[fraction, seed],
                              val, test_idx, device, log)
-        atomic_write_text(target, json.dumps(metrics, indent=1))
+        atomic_write_text(c.target, json.dumps(metrics, indent=1))
         return metrics
 
-    plan = [(f, s, cell_dir(staging, init, s, f) / "metrics.json") for f, s in cells]
-    results = run_cells(plan, compute, out, staging, f"{task} init~{init} (frozen)", init, log)
+    results = run_plan(fraction_cells(staging, init, cells), compute, out, f"{task} init~{init} (frozen)", log,
+                       report_cell(log))
     clear_checkpoints(cache.directory)
     return results
 

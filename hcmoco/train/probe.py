@@ -1,17 +1,19 @@
 """A light task head trained on cached frozen-backbone features: one (fraction, seed) cell.
 
-Heads (the fine-tuning heads of hcmoco.tasks, so losses, decoding and evaluation are shared):
+Heads (the task's fine-tuning head, hcmoco.tasks, so losses, decoding and evaluation are shared):
 - parsing, depth_parsing: a linear probe, one 1x1 conv from the four branch maps upsampled to
   the first branch's size and concatenated (trained on targets sampled at that grid, evaluated
   with logits upsampled to the input size): the HRNet
   segmentation head whose hidden 1x1 conv + BN + ReLU is replaced by a BatchNorm without affine
   parameters (MAE's linear probe; `_linear` says why);
 - densepose: likewise the dense DensePose head, one 1x1 conv each for part logits, U and V;
-- pose3d: the A2J head (finetune.tasks.pose3d a2j_channels, a2j_convs) on the branch maps.
+- pose3d: the A2J head (finetune.tasks.pose3d a2j_channels, a2j_convs) on the branch maps
+  (a task whose targets are not per pixel keeps its head: `Task.dense`, `Task.frozen_head`).
 Training: AdamW at `frozen.lr` without weight decay, cosine-decayed to 0 over `frozen.steps`
 steps of `frozen.batch_size` samples drawn from the fraction's subset (hcmoco.train.finetune.draw),
-the loss of fine-tuning (finetune.task_loss; class weights as finetune.tasks.<task>); the state
-with the best validation score (every `frozen.eval_every` steps and at the end) is tested once.
+the loss of fine-tuning (Task.loss; class weights as finetune.tasks.<task>), fine-tuning's loop
+(hcmoco.train.finetune.fit); the state with the best validation score (every `frozen.eval_every`
+steps and at the end) is tested once.
 """
 from __future__ import annotations
 
@@ -22,11 +24,10 @@ import torch
 from torch import nn
 
 from hcmoco.runlog import git_revision
-from hcmoco.tasks import A2JHead, DensePoseHead, SegmentationHead, depth_pixel_ratio, enet_class_weights
+from hcmoco.tasks import Task, enet_class_weights
 from hcmoco.train.features import FeatureData, unflatten
-from hcmoco.train.finetune import _rank, draw, task_loss
+from hcmoco.train.finetune import draw, fit
 from hcmoco.train.runtime import cosine_schedule, seed_everything
-from hcmoco.train.task_data import DEPTH_HALF_WINDOW_M, NUM_CLASSES
 from hcmoco.train.task_eval import eval_conventions, evaluate, finite
 
 
@@ -44,17 +45,13 @@ def _linear(head: nn.Module, channels: int) -> nn.Module:
 class Probe(nn.Module):
     """The task head on cached rows: forward((B, D) rows) -> the head's output at input size."""
 
-    def __init__(self, task: str, shapes: list, cfg: dict, resolution: int, num_joints: int = 15):
+    def __init__(self, task: Task, shapes: list, cfg: dict, resolution: int, num_joints: int = 15):
         super().__init__()
         self.task, self.shapes, self.size = task, [tuple(s) for s in shapes], (resolution, resolution)
         widths = [s[0] for s in self.shapes]
-        if task in ("parsing", "depth_parsing"):
-            self.head = _linear(SegmentationHead(widths, NUM_CLASSES), sum(widths))
-        elif task == "pose3d":
-            self.head = A2JHead(widths, num_joints, depth_scale=depth_pixel_ratio(resolution, DEPTH_HALF_WINDOW_M),
-                                channels=cfg["a2j_channels"], num_convs=cfg["a2j_convs"])
-        else:
-            self.head = _linear(DensePoseHead(widths), sum(widths))
+        self.head = task.head(widths, cfg, resolution, num_joints)
+        if task.dense:  # a linear probe
+            self.head = _linear(self.head, sum(widths))
 
     def forward(self, rows: torch.Tensor):
         """Dense outputs at the input size for evaluation; while training, at the first branch's
@@ -63,9 +60,7 @@ class Probe(nn.Module):
         # channels-last, as the fine-tuned models run: on a CPU it makes the bilinear resizes
         # and the argmax of evaluation about 4-8x faster than the NCHW rows would
         feats = [f.contiguous(memory_format=torch.channels_last) for f in unflatten(rows, self.shapes)]
-        if self.task == "pose3d":
-            return self.head(feats)
-        return self.head(feats, tuple(self.shapes[0][1:]) if self.training else self.size)
+        return self.task.forward(self.head, feats, tuple(self.shapes[0][1:]) if self.training else self.size)
 
 
 DENSE_TARGETS = ("parsing", "part", "u", "v")
@@ -83,38 +78,33 @@ def probe_cell(params: dict, task: str, init: str, fraction: float, seed: int, t
     plus "protocol": "frozen")."""
     started = time.perf_counter()
     fz, ft = params["frozen"], params["finetune"]
-    tcfg = ft["tasks"][task]
+    tcfg, spec = ft["tasks"][task], train.task
     seed_everything(seed)
-    model = Probe(task, train.shapes, tcfg, train.resolution, train.num_joints).to(device)
+    model = Probe(spec, train.shapes, tcfg, train.resolution, train.num_joints).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=fz["lr"], weight_decay=0.0)
     weights = enet_class_weights(train.class_counts(pool)).to(device) if tcfg.get("class_weights") == "enet" else None
     steps, conventions = fz["steps"], eval_conventions(ft)
     lrs = cosine_schedule(fz["lr"], 0.0, steps)
-    evals, best = [], {"state": None, "step": None, "val": None, "tiebreak": None}
-    model.train()
-    for step in range(steps):
+
+    def loss_at(step: int) -> torch.Tensor:
         batch = {k: v.to(device) for k, v in train.batch(draw(pool, seed, step, fz["batch_size"])).items()}
-        if task != "pose3d":
+        if spec.dense:
             batch = at_feature_grid(batch, train.resolution // model.shapes[0][1])
-        for group in optimizer.param_groups:
-            group["lr"] = float(lrs[step])
-        loss = task_loss(model, model(batch["input"]), batch, tcfg, weights)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        if (step + 1) % fz["eval_every"] == 0 or step + 1 == steps:
-            result = evaluate(task, model, train, val, device=device, batch_size=fz["batch_size"], full=False,
-                              **conventions)
-            evals.append({"step": step + 1, "val": result["value"], "tiebreak": result.get("tiebreak"),
-                          "loss": loss.item()})
-            if best["state"] is None or _rank(evals[-1]) > _rank(best):
-                best = {"state": {k: v.detach().clone() for k, v in model.state_dict().items()},
-                        "step": step + 1, "val": result["value"], "tiebreak": result.get("tiebreak")}
-            model.train()
-            if log:
-                log.event("val", fraction=fraction, seed=seed, step=step + 1, value=result["value"], loss=loss.item())
-    model.load_state_dict(best["state"])
-    result = evaluate(task, model, test, test_idx, device=device, batch_size=fz["batch_size"], full=True,
+        return spec.loss(model.head, model(batch["input"]), batch, tcfg, weights)
+
+    def validate() -> dict:
+        result = evaluate(spec, model, train, val, device=device, batch_size=fz["batch_size"], full=False,
+                          **conventions)
+        return {"val": result["value"], "tiebreak": result.get("tiebreak")}
+
+    def on_eval(step: int, val: dict, loss: float) -> None:
+        if log:
+            log.event("val", fraction=fraction, seed=seed, step=step, value=val["val"], loss=loss)
+
+    progress = fit(model, optimizer, lrs, loss_at, validate, eval_every=fz["eval_every"], eval_loss=True,
+                   on_eval=on_eval)
+    evals, best = progress.evals, progress.best
+    result = evaluate(spec, model, test, test_idx, device=device, batch_size=fz["batch_size"], full=True,
                       **conventions)
     return finite({
         "task": task, "protocol": "frozen", "metric": result["metric"], "test": result["value"], "val": best["val"],

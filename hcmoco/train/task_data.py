@@ -58,11 +58,3 @@ class TaskData:
             counts += label_counts(self.split.take(indices[lo:lo + chunk], ["parsing"])["parsing"], NUM_CLASSES)
         return counts
 
-
-# the names hcmoco.train.probe, frozen and features read
-TaskData.detection = property(lambda self: not self.task.crops)
-TaskData.densepose_gt = lambda self, indices: densepose.ground_truth(self, indices)
-from hcmoco.tasks import densepose  # noqa: E402
-from hcmoco.tasks.pose3d import DEPTH_HALF_WINDOW_M  # noqa: E402,F401
-
-TASK_MODALITY = {name: t.modality for name, t in tasks.TASKS.items()}
