@@ -1,4 +1,4 @@
-"""Dense intra-sample contrastive loss between RGB and depth maps (METHOD.md 3.2), with its
+"""Dense intra-sample contrastive loss between RGB and depth maps (docs/METHOD.md 3.2), with its
 continuous and ordinal soft target and the foreground cell sampler."""
 from __future__ import annotations
 

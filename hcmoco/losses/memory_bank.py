@@ -1,4 +1,4 @@
-"""Per-modality memory banks of the sample-level loss (CMC style, METHOD.md section 3.1).
+"""Per-modality memory banks of the sample-level loss (CMC style, docs/METHOD.md section 3.1).
 
 One row per dataset index and modality, initialised to random unit vectors. Rows are read for
 positives (M^b_i) and uniformly drawn negatives (M^b_j), and updated after the optimiser step

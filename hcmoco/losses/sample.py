@@ -1,4 +1,4 @@
-"""Sample-level contrastive loss of HCMoCo (CMC style with memory banks; METHOD.md 3.1)."""
+"""Sample-level contrastive loss of HCMoCo (CMC style with memory banks; docs/METHOD.md 3.1)."""
 from __future__ import annotations
 
 from collections.abc import Mapping

@@ -1,4 +1,4 @@
-"""Sparse structure-aware contrastive losses of HCMoCo (METHOD.md 3.3): joint features of the
+"""Sparse structure-aware contrastive losses of HCMoCo (docs/METHOD.md 3.3): joint features of the
 dense maps against the keypoint encoder (intra-sample) and against each other across the
 batch and the two image modalities (inter-sample, supervised-contrastive)."""
 from __future__ import annotations

@@ -20,7 +20,7 @@ class HCMoCo(nn.Module):
     """Three encoders + heads.
 
     backbone: HRNet preset name ("w18", "narrow") or an HRNetConfig, used for RGB and depth
-        (two separate networks). Depth arrives replicated to 3 channels (METHOD.md section 1).
+        (two separate networks). Depth arrives replicated to 3 channels (docs/METHOD.md section 1).
     num_joints, edges: the skeleton graph of the keypoint encoder.
     """
 

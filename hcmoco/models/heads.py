@@ -1,4 +1,4 @@
-"""Projection heads of HCMoCo (METHOD.md section 2): global, keypoint-global and dense.
+"""Projection heads of HCMoCo (docs/METHOD.md section 2): global, keypoint-global and dense.
 
 All heads return L2-normalised embeddings, computed in float32 even under autocast (the
 contrastive logits divide by tau = 0.07, where bf16 rounding would dominate).

@@ -1,4 +1,4 @@
-"""ImageNet initialisation of HRNetV2-W18 (the paper's init of both encoders, METHOD.md 2) from
+"""ImageNet initialisation of HRNetV2-W18 (the paper's init of both encoders, docs/METHOD.md 2) from
 the official classification checkpoint `hrnetv2_w18_imagenet_pretrained.pth`
 (HRNet/HRNet-Image-Classification).
 

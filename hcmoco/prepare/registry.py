@@ -63,7 +63,7 @@ class LicensedDataset:
 # --- public -------------------------------------------------------------------------------------
 # COCO 2014: sizes and sha256 as pinned by TensorFlow Datasets
 # (tensorflow/datasets, tensorflow_datasets/url_checksums/coco.txt); cocodataset.org publishes none.
-# METHOD.md section 7 quotes the same train2014.zip size (13,510,573,713 bytes).
+# docs/METHOD.md section 7 quotes the same train2014.zip size (13,510,573,713 bytes).
 _COCO = "http://images.cocodataset.org"
 COCO_2014 = PublicDataset("coco2014", "COCO 2014 images and person keypoints", "https://cocodataset.org/#download", (
     RemoteFile("train2014.zip", f"{_COCO}/zips/train2014.zip", 13510573713,

@@ -1,4 +1,4 @@
-"""Batch-level input normalisation (METHOD.md section 1), numpy in, torch out.
+"""Batch-level input normalisation (docs/METHOD.md section 1), numpy in, torch out.
 
 All functions work on whole batches taken from the processed format, so a training step
 converts one contiguous block instead of looping over samples.
@@ -33,7 +33,7 @@ def normalise_keypoints(kp2d: np.ndarray, root: np.ndarray) -> tuple[torch.Tenso
     """(B,J,3) pixel keypoints + (B,2) root -> ((B,J,2) in [-1,1], (B,J) visible).
 
     Root-relative coordinates scaled by the largest |coordinate| of the sample's labelled
-    joints; unlabelled joints (v = 0) are set to 0 (METHOD.md section 1).
+    joints; unlabelled joints (v = 0) are set to 0 (docs/METHOD.md section 1).
     """
     kp2d = np.asarray(kp2d, dtype=np.float32)
     labelled = kp2d[..., 2] > 0

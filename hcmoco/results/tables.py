@@ -1,7 +1,7 @@
 """The paper's tables from run records: one per task (inits x label fractions), the loss
 ablations, cross-modality supervision, missing-modality inference, and retrieval; written as
 Markdown, CSV and LaTeX. Cells are mean ± std (runs) in percent; "n/a" where nothing was run or
-nothing is known. Reference numbers (METHOD.md section 6) appear only where the setting matches:
+nothing is known. Reference numbers (docs/METHOD.md section 6) appear only where the setting matches:
 the task's dataset is the one the number was reported on.
 """
 from __future__ import annotations
@@ -22,7 +22,7 @@ ABLATION_ROWS = ["sample", "hcmoco_nodense", "hcmoco_nosparse", "hcmoco"]
 SETTING_LABELS = {"rgb->rgb": "RGB→RGB", "rgb->depth": "RGB→depth", "depth->depth": "depth→depth",
                   "depth->rgb": "depth→RGB", "rgbd->rgbd": "RGB-D", "rgbd->rgb": "RGB only",
                   "rgbd->depth": "depth only"}
-# METHOD.md section 6: the only cells of the paper's tables known here (percent), from the task definitions
+# docs/METHOD.md section 6: the only cells of the paper's tables known here (percent), from the task definitions
 REFERENCES = [{"task": name, **ref} for name, task in TASKS.items() for ref in task.references]
 
 

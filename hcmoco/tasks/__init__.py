@@ -1,4 +1,4 @@
-"""Downstream tasks of HCMoCo (METHOD.md 5) and their registry.
+"""Downstream tasks of HCMoCo (docs/METHOD.md 5) and their registry.
 
 Each task is one object defined in one module, `hcmoco/tasks/<name>.py` (`TASK`): the backbone
 modality, the processed fields and how they become a batch, the head and loss, the evaluation

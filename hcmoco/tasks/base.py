@@ -35,7 +35,7 @@ class Task:
     dense: bool = True                     # per-pixel targets (sampled at the feature grid by the probe)
     keeps_predictions: bool = True         # a run writes predictions.npz
     crops: bool = True                     # person crops (the frozen protocol needs them)
-    # the paper's numbers known for this task (METHOD.md 6): {"dataset", "init", "metric", "fraction",
+    # the paper's numbers known for this task (docs/METHOD.md 6): {"dataset", "init", "metric", "fraction",
     # "value" (percent), "source"}; the tables show one where the task's dataset is that dataset
     references: tuple[dict, ...] = ()
 

@@ -137,7 +137,7 @@ def iuv_to_uint8(iuv: Tensor) -> Tensor:
     return torch.cat([iuv[..., :1].round(), (iuv[..., 1:] * 255.0).round()], -1).clamp(0, 255).to(torch.uint8)
 
 
-# the task (METHOD.md 5) ---------------------------------------------------------------------------
+# the task (docs/METHOD.md 5) ---------------------------------------------------------------------------
 # DensePose estimation: this dense head on person crops (domain synth_densepose by default; the
 # sparse points of DensePose-COCO crops, hcmoco.prepare.densepose_coco_real), or DensePose R-CNN
 # on whole images (a split with boxes: hcmoco.prepare.densepose_coco_detection, trained and scored

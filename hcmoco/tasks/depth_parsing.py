@@ -1,4 +1,4 @@
-"""Depth human parsing (METHOD.md 5): RGB parsing's head, loss and metrics (hcmoco.tasks.parsing)
+"""Depth human parsing (docs/METHOD.md 5): RGB parsing's head, loss and metrics (hcmoco.tasks.parsing)
 on the masked depth map of person crops (domain synth_parsing4k by default), with the depth
 backbone.
 """

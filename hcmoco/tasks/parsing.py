@@ -1,4 +1,4 @@
-"""RGB human parsing (METHOD.md 5): 25-class part segmentation of person crops (domain synth_h36m
+"""RGB human parsing (docs/METHOD.md 5): 25-class part segmentation of person crops (domain synth_h36m
 by default), the HRNet segmentation head, cross-entropy (optionally ENet class weights) and mIoU
 with pixel accuracy as the tiebreak (hcmoco.eval.segmentation; `finetune.miou` convention).
 """

@@ -1,4 +1,4 @@
-"""3D pose estimation from depth (METHOD.md 5): the A2J head (hcmoco.tasks.a2j) on person crops
+"""3D pose estimation from depth (docs/METHOD.md 5): the A2J head (hcmoco.tasks.a2j) on person crops
 of depth maps with background (domain synth_itop by default); mAP@10cm (mean of per-joint
 accuracies) with the mean joint error as the tiebreak (hcmoco.eval.pose3d).
 

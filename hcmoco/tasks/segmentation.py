@@ -4,7 +4,7 @@ The head is the one of the HRNet semantic-segmentation code: upsample branches 2
 (bilinear), concatenate (270 channels for W18), 1x1 conv + BN + ReLU, 1x1 conv to the classes,
 then bilinear upsampling of the logits to the input size.
 
-Class weights for depth parsing (METHOD.md 5: "class-weighted CE") use the ENet rule
+Class weights for depth parsing (docs/METHOD.md 5: "class-weighted CE") use the ENet rule
 (Paszke et al. 2016): w_c = 1 / ln(1.02 + p_c), p_c the frequency of class c among the labelled
 training pixels. It bounds the weights to [1 / ln(2.02), 1 / ln(1.02)] = [1.42, 50.5], so rare
 parts (hands, feet) count up to ~35 times a background pixel without the blow-up of 1 / p_c.

@@ -1,4 +1,4 @@
-"""Downstream fine-tuning (METHOD.md 5): one task, init, label fraction and seed per run.
+"""Downstream fine-tuning (docs/METHOD.md 5): one task, init, label fraction and seed per run.
 
     python -m hcmoco.train.finetune --profile default --task parsing --init hcmoco --fraction 0.1 --seed 0 \
         --data data/default/synth/synth_h36m --splits data/default/splits/parsing \

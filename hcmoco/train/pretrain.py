@@ -1,4 +1,4 @@
-"""HCMoCo pre-training (METHOD.md sections 1-4): stage 1 (sample-level) and stage 2 (all objectives).
+"""HCMoCo pre-training (docs/METHOD.md sections 1-4): stage 1 (sample-level) and stage 2 (all objectives).
 
     python -m hcmoco.train.pretrain --profile default --stage 1 \
         --data data/default/synth/synth_ntu data/default/synth/synth_mpii --out models/default/pretrain/stage1
@@ -115,7 +115,7 @@ def _train(cfg: dict, stage: int, weights: dict, data_dirs: Sequence[Path], out:
     model = build_model(cfg, data.num_joints, ShardedHCMoCo if dist.enabled else HCMoCo)  # same parameters
     bank = MemoryBank(len(data), cfg["embed_dim"], momentum=cfg["bank_momentum"],
                       generator=torch.Generator().manual_seed(seed)) if use_bank else None
-    if init is None and cfg["init_weights"]:  # stage 1 from ImageNet weights (METHOD.md 2)
+    if init is None and cfg["init_weights"]:  # stage 1 from ImageNet weights (docs/METHOD.md 2)
         for encoder in (model.rgb_encoder, model.depth_encoder):
             load_imagenet(encoder, cfg["init_weights"])
     if init is not None:  # one line naming the file if unusable

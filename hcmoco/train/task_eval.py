@@ -1,4 +1,4 @@
-"""Evaluate a fine-tuned model on a list of samples of a processed split (METHOD.md 5 metrics).
+"""Evaluate a fine-tuned model on a list of samples of a processed split (docs/METHOD.md 5 metrics).
 
 `evaluate` returns {"metric": <the task's main metric>, "num_samples", "value": <its value>,
 "tiebreak", ...details}; the task computes them (`Task.evaluate`, hcmoco.tasks.<task>):

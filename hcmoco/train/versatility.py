@@ -1,4 +1,4 @@
-"""Versatility experiments (METHOD.md 5) on a parsing task whose samples hold RGB, depth and labels.
+"""Versatility experiments (docs/METHOD.md 5) on a parsing task whose samples hold RGB, depth and labels.
 
     python -m hcmoco.train.versatility --profile default --experiment crossmodal \\
         --pretrained models/default/pretrain --data data/default/synth/synth_parsing4k \\
