@@ -96,7 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cal.add_argument("--profile", default=None)
     cal.add_argument("--points", default="params/calibration.yaml", help="operating points (dotted keys per name)")
     cal.add_argument("--only", nargs="+", help="these points only")
-    cal.add_argument("--tasks", nargs="+", default=["parsing", "depth_parsing", "pose3d", "densepose"])
+    cal.add_argument("--tasks", nargs="+", default=None, help="default: every task of the registry (hcmoco.tasks)")
     cal.add_argument("--work", default="data/calibration", help="cache of data, splits and runs")
     cal.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)))
     cal.add_argument("--out", help="also write the table (Markdown) and the rows (JSON) beside it")
@@ -133,7 +133,8 @@ def _calibrate(args) -> int:
         if unknown := sorted(set(args.only or []) - set(points)):
             raise HcmocoError(f"--only: {unknown[0]!r} is not a point of {args.points}")
         points = {k: v for k, v in points.items() if not args.only or k in args.only}
-        rows = calibrate(params, points, args.tasks, Path(args.work), args.workers)
+        from hcmoco.tasks import TASKS
+        rows = calibrate(params, points, args.tasks or list(TASKS), Path(args.work), args.workers)
     except HcmocoError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

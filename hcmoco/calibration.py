@@ -23,7 +23,11 @@ import yaml
 
 from hcmoco.config import ParamsError, check_references, get, validate
 
-TASK_METRIC = {"parsing": "mIoU", "depth_parsing": "mIoU", "pose3d": "mAP@10cm", "densepose": "GPS AP"}
+
+def _metric_label(task: str) -> str:
+    """The task's main metric as its tables name it (hcmoco.tasks)."""
+    from hcmoco.tasks import get as get_task
+    return get_task(task).metrics[0][1]
 
 
 def overlay(params: dict, point: dict, name: str) -> dict:
@@ -82,7 +86,7 @@ def run_point(job: tuple[str, str, dict, str, str, str]) -> dict:
     if not out.is_file():
         finetune(params, task, "scratch", 1.0, 0, Path(data), Path(splits), None, out, None)
     metrics = json.loads(out.read_text())
-    return {"point": name, "task": task, "metric": TASK_METRIC[task], "test": metrics["test"],
+    return {"point": name, "task": task, "metric": _metric_label(task), "test": metrics["test"],
             "val": metrics["val"], "steps": metrics["steps"], "seconds": metrics["seconds"],
             "details": metrics["test_details"]}
 
@@ -106,7 +110,7 @@ def calibrate(params: dict, points: dict[str, dict], tasks: list[str], work: Pat
 def table(rows: list[dict], points: dict[str, dict]) -> str:
     """Markdown: one line per point, test metric (%) and seconds per task."""
     tasks = list(dict.fromkeys(r["task"] for r in rows))
-    head = "| point | settings | " + " | ".join(f"{t} {TASK_METRIC[t]} (s)" for t in tasks) + " |"
+    head = "| point | settings | " + " | ".join(f"{t} {_metric_label(t)} (s)" for t in tasks) + " |"
     lines = [head, "|" + "---|" * (2 + len(tasks))]
     for name, point in points.items():
         cells = []

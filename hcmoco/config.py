@@ -300,7 +300,7 @@ def finetune_plan(params: dict) -> list[tuple[str, str, float, int]]:
             for init in ["scratch", *params["finetune"]["inits"]] for f, s in finetune_cells(params, init, task)]
 
 
-# Whole-image DensePose trains DensePose R-CNN (hcmoco.train.detection): no per-crop features to cache
+# Whole-image DensePose trains DensePose R-CNN (hcmoco.tasks.detection): no per-crop features to cache
 WHOLE_IMAGE_PREPROCESSORS = ("densepose_coco_detection",)
 
 

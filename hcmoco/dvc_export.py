@@ -331,7 +331,7 @@ def _top_level_plots(stages: list[Stage], profile: str, wdir: str) -> list:
     """The table's plot definitions of files this pipeline writes, as paths from this file."""
     outs = [p for s in stages for p, _, _ in s.outs]
     plots = []
-    for template, definition in table.PLOTS:
+    for template, definition in table.plot_definitions(load_params(DEFAULT_PARAMS, profile)):
         path = table.path(template, profile)
         if any(path == o or path.startswith(o + "/") for o in outs):
             plots.append({f"{wdir}/{path}": dict(definition)})

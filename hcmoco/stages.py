@@ -272,10 +272,13 @@ STAGES: tuple[Stage, ...] = (
           log="logs/results/{profile}/jobs.log"),
 )
 BY_NAME = {stage.name: stage for stage in STAGES}
-# the main metric per label fraction and init, one plot per task (DVC's `plots`)
-PLOTS = [(f"results/{{profile}}/plots/{task}.csv",
-          {"x": "fraction_percent", "y": ["scratch", "sample", "hcmoco"], "x_label": "label fraction (%)",
-           "y_label": "main metric (%)"}) for task in ("parsing", "depth_parsing", "pose3d", "densepose")]
+
+
+def plot_definitions(params: dict) -> list[tuple[str, dict]]:
+    """The main metric per label fraction and init, one plot per task of the params (DVC's `plots`)."""
+    return [(f"results/{{profile}}/plots/{task}.csv",
+             {"x": "fraction_percent", "y": ["scratch", "sample", "hcmoco"], "x_label": "label fraction (%)",
+              "y_label": "main metric (%)"}) for task in params["splits"]["tasks"]]
 
 
 # --- code dependencies --------------------------------------------------------------------------
@@ -636,7 +639,7 @@ def dvc_document(params: dict, root: str = ".") -> dict:
     for stage in STAGES:
         for group in stage.dvc:
             stages[group.name] = _dvc_stage(stage, group, params, root)
-    plots = [{path(p, "${profile}"): dict(props)} for p, props in PLOTS]
+    plots = [{path(p, "${profile}"): dict(props)} for p, props in plot_definitions(params)]
     return {"vars": [PARAMS_FILE], "stages": stages, "plots": plots}
 
 

@@ -8,7 +8,7 @@ whose image ids are the sample indices (SynthHuman's synth_densepose, DensePose-
 writes the whole-image detection format (the fields below; the real DensePose-COCO images come
 in it from hcmoco.prepare.densepose_coco_detection): the image unchanged
 (`image_size` = its size, `scale` 1), every non-crowd person's box and DensePose points. The
-annotations are copied, so DensePose R-CNN (hcmoco.train.detection) trains and is scored on
+annotations are copied, so DensePose R-CNN (hcmoco.tasks.detection) trains and is scored on
 exactly what the dense head sees: a way to run the detector on SynthHuman, on any machine.
 
 The detection fields (`person_arrays`; M people, P points): `boxes` float32 (M, 4) x0, y0, x1, y1

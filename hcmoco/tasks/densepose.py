@@ -29,9 +29,8 @@ from hcmoco.errors import HcmocoError
 from hcmoco.processed.sampling import step_seed
 from hcmoco.processed.transforms import normalise_rgb
 from hcmoco.tasks.base import Task, outputs
+from hcmoco.processed.shards import NUM_PARTS
 from hcmoco.tasks.segmentation import IGNORE_INDEX, concat_branches
-
-NUM_PARTS = 24
 
 
 class DensePoseHead(nn.Module):
@@ -141,7 +140,7 @@ def iuv_to_uint8(iuv: Tensor) -> Tensor:
 # DensePose estimation: this dense head on person crops (domain synth_densepose by default; the
 # sparse points of DensePose-COCO crops, hcmoco.prepare.densepose_coco_real), or DensePose R-CNN
 # on whole images (a split with boxes: hcmoco.prepare.densepose_coco_detection, trained and scored
-# by hcmoco.train.detection). Both are scored by GPS AP (COCOeval-style AP over GPS; GPSm AP
+# by hcmoco.tasks.detection). Both are scored by GPS AP (COCOeval-style AP over GPS; GPSm AP
 # and the per-person mean GPS beside it, the tiebreak) against the split's COCO-format ground truth.
 
 # DensePose-COCO crops carry sparse points instead of a dense IUV map
@@ -282,22 +281,22 @@ class SparseDensePose(DensePose):
 
 
 class RCNNDensePose(DensePose):
-    """DensePose R-CNN on whole images (hcmoco.train.detection), settings finetune.tasks.densepose.rcnn;
+    """DensePose R-CNN on whole images (hcmoco.tasks.detection), settings finetune.tasks.densepose.rcnn;
     per-box outputs: no predictions are kept, and no frozen protocol (no person crops)."""
 
     setting, keeps_predictions, crops, dense = "detection", False, False, False
 
     @property
     def fields(self):
-        from hcmoco.train.detection import DETECTION_FIELDS
+        from hcmoco.tasks.detection import DETECTION_FIELDS
 
         return DETECTION_FIELDS
 
     def batch(self, arrays, with_input=True):
-        raise HcmocoError("whole-image DensePose samples feed a detector (hcmoco.train.detection), not a dense batch")
+        raise HcmocoError("whole-image DensePose samples feed a detector (hcmoco.tasks.detection), not a dense batch")
 
     def model(self, backbone, cfg, data):
-        from hcmoco.train.detection import build_detector
+        from hcmoco.tasks.detection import build_detector
 
         return build_detector(backbone, cfg["rcnn"], data.resolution)
 
@@ -305,13 +304,13 @@ class RCNNDensePose(DensePose):
         return cfg["rcnn"]["batch_size"]
 
     def train_loss(self, model, data, picked, device, cfg, class_weights, seed, step):
-        from hcmoco.train.detection import detection_loss
+        from hcmoco.tasks.detection import detection_loss
 
         torch.manual_seed(step_seed(seed, step))  # RPN / RoI sampling draws from torch's RNG: a function of the step
         return detection_loss(model, data.arrays(picked), device)
 
     def detections(self, model, data, indices, *, device, batch_size, precision):
-        from hcmoco.train.detection import detect
+        from hcmoco.tasks.detection import detect
 
         return detect(model, data, indices, device=device, batch_size=batch_size, precision=precision)
 

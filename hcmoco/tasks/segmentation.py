@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from hcmoco.eval.segmentation import IGNORE_INDEX
 from hcmoco.models.hrnet import BN_MOMENTUM
 
-IGNORE_INDEX = 255
 ENET_C = 1.02
 
 

@@ -50,7 +50,8 @@ from hcmoco.runlog import RunLog, git_revision, log_path_for
 from hcmoco.tasks import enet_class_weights
 from hcmoco.train.curves import write_curves
 from hcmoco.train.resume import checkpoint_dir, clear_checkpoints, load_checkpoint, save_checkpoint
-from hcmoco.train.runtime import autocast, cosine_schedule, resolve_precision, seed_everything, select_device
+from hcmoco.precision import autocast
+from hcmoco.train.runtime import cosine_schedule, resolve_precision, seed_everything, select_device
 from hcmoco.train.task_data import TaskData
 from hcmoco.train.task_eval import PREDICTION_SAMPLES, eval_conventions, evaluate, finite, predict
 

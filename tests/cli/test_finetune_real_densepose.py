@@ -13,7 +13,7 @@ from hcmoco.prepare import densepose_coco_detection
 from hcmoco.prepare.densepose_coco_real import prepare
 from hcmoco.tasks import IGNORE_INDEX, densepose, point_targets
 from hcmoco.train import finetune as ft
-from hcmoco.train.detection import DETECTION_FIELDS
+from hcmoco.tasks.detection import DETECTION_FIELDS
 from hcmoco.train.task_data import TaskData
 from tests.cli.conftest import REPO
 from tests.fixtures.raw_formats import write_densepose
@@ -96,7 +96,7 @@ def test_densepose_coco_whole_images_train_densepose_rcnn(tmp_path, monkeypatch)
 
 def test_detection_options_are_checked_by_name():
     from hcmoco.config import ParamsError
-    from hcmoco.train.detection import detector_options
+    from hcmoco.tasks.detection import detector_options
 
     assert detector_options({"detector": {"box_detections_per_img": 7}}) == {"box_detections_per_img": 7}
     with pytest.raises(ParamsError, match="rcnn.detector.box_detection_per_img"):

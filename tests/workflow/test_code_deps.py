@@ -14,7 +14,7 @@ LAUNCH = "hcmoco/train/distributed.py"
 def test_the_closure_holds_the_launch_and_detection_code(repo_root):
     assert LAUNCH in module_files("hcmoco.train.pretrain", repo_root)
     for module in ("hcmoco.train.grid", "hcmoco.train.frozen"):  # DensePose R-CNN
-        assert "hcmoco/train/detection.py" in module_files(module, repo_root), module
+        assert "hcmoco/tasks/detection.py" in module_files(module, repo_root), module
     assert LAUNCH not in module_files("hcmoco.synth.generate", repo_root)
     files = module_files("hcmoco.processed.splits", repo_root)
     assert "hcmoco/processed/splits.py" in files and "hcmoco/__init__.py" in files  # parents run too

@@ -21,7 +21,7 @@ from hcmoco.config import ParamsError
 from hcmoco.processed.transforms import normalise_rgb
 from hcmoco.models import HRNet
 from hcmoco.tasks.densepose_rcnn import DensePoseRCNN, build_densepose_rcnn, densepose_results
-from hcmoco.train.runtime import autocast
+from hcmoco.precision import autocast
 
 DETECTION_FIELDS = ("rgb", "image_size", "boxes", "box_count", "dp_xy", "dp_uv", "dp_part", "dp_count")
 RCNN_KEY = "finetune.tasks.densepose.rcnn"
