@@ -19,10 +19,13 @@ def commit(repo: Path, message: str, env) -> None:
 
 
 def files(root: Path) -> dict[str, bytes]:
-    """Every file under root (a directory output or a single file) by relative path, with its bytes."""
+    """Every file under root (a directory output or a single file) by relative path, with its bytes;
+    Snakemake's empty `.snakemake_timestamp` markers left out, as .dvcignore leaves them out of DVC's
+    hashes (a folder made by Snakemake and the same folder made by `dvc repro` are one object)."""
     if root.is_file():
         return {"": root.read_bytes()}
-    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file() and p.name != ".snakemake_timestamp"}
 
 
 def lock_outs(repo: Path) -> list[str]:

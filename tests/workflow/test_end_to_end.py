@@ -81,12 +81,21 @@ def test_snakemake_reruns_what_a_change_touches_and_builds_the_report(built, ven
 def test_dvc_repro_computes_what_snakemake_computed(built_results, tmp_path_factory, repo_root, venv_env):
     """The same commands with the same params give the same numbers whichever tool runs them
     (Snakemake: two jobs at a time on 2 cores; DVC: one at a time, no thread setting): each job
-    takes its threads from params, not from the machine or the scheduler."""
+    takes its threads from params, not from the machine or the scheduler. DVC runs one stage at a
+    time, so it reproduces one stage of every kind (with everything upstream: every rendered domain,
+    split, pre-training variant) rather than all 57: each kind's command and numbers are shared by its
+    other stages."""
     repo = copy_repo(repo_root, tmp_path_factory.mktemp("dvc") / "repo", profile="smoke")
-    run(["dvc", "repro"], repo, venv_env)
+    targets = ["retrieval", "finetune_scratch@densepose", "finetune@parsing-hcmoco", "frozen_scratch@depth_parsing",
+               "frozen@pose3d-sample", "versatility@crossmodal"]
+    run(["dvc", "repro", *targets], repo, venv_env)
     ours, theirs = built_results, computed(repo)
-    assert len(ours) > 60 and ours.keys() == theirs.keys()
-    assert [k for k in ours if ours[k] != theirs[k]] == []
+    for part in ("pretrain/retrieval.json", "finetune/densepose/init~scratch/", "finetune/parsing/init~hcmoco/",
+                 "frozen/depth_parsing/init~scratch/", "frozen/pose3d/init~sample/", "versatility/crossmodal/",
+                 "pretrain/hcmoco_nodense/curves/"):
+        assert any(part in key for key in theirs), part  # each kind was computed by DVC
+    assert len(theirs) > 25 and set(theirs) <= set(ours)
+    assert [k for k in theirs if ours[k] != theirs[k]] == []
 
 
 @pytest.mark.slow
