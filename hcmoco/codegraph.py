@@ -15,12 +15,14 @@ PACKAGE = "hcmoco"
 PACKAGE_DIR = Path(__file__).resolve().parent
 
 
-def module_file(name: str) -> Path | None:
-    """The source file of package module `name` (a module or a package's __init__), else None."""
+def module_file(name: str, package_dir: Path | None = None) -> Path | None:
+    """The source file of package module `name` (a module or a package's __init__) in the package
+    at `package_dir` (this installation's by default), else None."""
+    package_dir = PACKAGE_DIR if package_dir is None else package_dir
     parts = name.split(".")[1:]
     if not parts:
-        return PACKAGE_DIR / "__init__.py"
-    for candidate in (PACKAGE_DIR.joinpath(*parts[:-1], parts[-1] + ".py"), PACKAGE_DIR.joinpath(*parts, "__init__.py")):
+        return package_dir / "__init__.py"
+    for candidate in (package_dir.joinpath(*parts[:-1], parts[-1] + ".py"), package_dir.joinpath(*parts, "__init__.py")):
         if candidate.is_file():
             return candidate
     return None
@@ -44,13 +46,14 @@ def _imports(name: str, file: Path) -> set[str]:
 
 
 @lru_cache(maxsize=None)
-def closure(module: str) -> tuple[str, ...]:
+def closure(module: str, package_dir: Path | None = None) -> tuple[str, ...]:
     """Sorted names of `module` and every package module it imports, directly or not (a
-    module's parent packages included: importing a.b runs a/__init__.py)."""
+    module's parent packages included: importing a.b runs a/__init__.py), read from the sources
+    of the package at `package_dir`."""
     seen, todo = set(), [module]
     while todo:
         name = todo.pop()
-        if name in seen or (file := module_file(name)) is None:
+        if name in seen or (file := module_file(name, package_dir)) is None:
             continue
         seen.add(name)
         parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]

@@ -33,7 +33,7 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from hcmoco.codegraph import PACKAGE, _imports
+from hcmoco.codegraph import PACKAGE, closure, module_file
 from hcmoco.config import domain_dir, frozen_tasks, section_digest
 
 PARAMS_FILE = "params/params.yaml"
@@ -283,31 +283,15 @@ def plot_definitions(params: dict) -> list[tuple[str, dict]]:
 
 # --- code dependencies --------------------------------------------------------------------------
 
-def _module_file(name: str, root: Path) -> Path | None:
-    parts = name.split(".")
-    for candidate in (root.joinpath(*parts[:-1], parts[-1] + ".py"), root.joinpath(*parts, "__init__.py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
 def module_files(module: str, root: str | Path = ".") -> list[str]:
     """The package files (relative to `root`, the repository) `module` imports, directly or not,
-    itself and its parent packages included: the static import closure of hcmoco.codegraph, read
-    from the sources under `root`."""
-    root = Path(root)
-    if _module_file(module, root) is None:
-        raise ValueError(f"{module}: no such module under {root.resolve() / PACKAGE}")
-    seen: dict[str, Path] = {}
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen or (file := _module_file(name, root)) is None:
-            continue
-        seen[name] = file
-        todo += [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
-        todo += _imports(name, file)
-    return sorted(path.relative_to(root).as_posix() for path in seen.values())
+    itself and its parent packages included: hcmoco.codegraph's static import closure, read from
+    the sources under `root`."""
+    package_dir = Path(root).resolve() / PACKAGE
+    if module_file(module, package_dir) is None:
+        raise ValueError(f"{module}: no such module under {package_dir}")
+    return sorted(module_file(name, package_dir).relative_to(package_dir.parent).as_posix()
+                  for name in closure(module, package_dir))
 
 
 # --- helpers: Snakemake's values of inputs and params that are not one template ----------------
